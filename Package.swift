@@ -1,0 +1,92 @@
+// swift-tools-version:6.0
+// Headcount: a real-time ticketing statistics engine.
+//
+// Layout (see docs/ARCHITECTURE.md):
+//   CLibUV, CHTTPParser   system libraries from the distribution (libuv1-dev, libhttp-parser-dev)
+//   CFeedJSON             a small C++ bridge over Debian's simdjson, with an extern "C" API
+//   HeadcountCore         the pure domain: feed events, ticket state, counters, snapshots, queries
+//   HeadcountFeed         bytes -> validated feed events (JSON / NDJSON), on simdjson
+//   HeadcountStorage      WAL and snapshot files
+//   HeadcountServer       the libuv shell: loop, TCP, HTTP, routes, auth, metrics
+//   headcount             the executable: argument parsing and start-up only
+import PackageDescription
+
+let package = Package(
+    name: "Headcount",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "headcount", targets: ["headcount"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
+        .target(
+            name: "CFeedJSON",
+            linkerSettings: [.linkedLibrary("simdjson")]
+        ),
+        .target(
+            name: "HeadcountCore",
+            dependencies: [
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Collections", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "HeadcountFeed",
+            dependencies: ["CFeedJSON", "HeadcountCore"]
+        ),
+        .target(
+            name: "HeadcountStorage",
+            dependencies: ["HeadcountCore"]
+        ),
+        .target(
+            name: "HeadcountServer",
+            dependencies: [
+                "CLibUV", "CHTTPParser", "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .executableTarget(
+            name: "headcount",
+            dependencies: [
+                "HeadcountServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "HeadcountBenchmarks",
+            dependencies: [
+                "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
+                .product(name: "HdrHistogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/HeadcountBenchmarks"
+        ),
+        .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore"]),
+        .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
+        .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore"]),
+        .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore"]),
+        .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore"]),
+    ],
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,17 @@
+#ifndef HEADCOUNT_CLIBUV_SHIM_H
+#define HEADCOUNT_CLIBUV_SHIM_H
+#include <uv.h>
+
+/* Casts between libuv handle types that Swift cannot express directly. */
+static inline uv_handle_t *hc_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }
+static inline uv_stream_t *hc_tcp_as_stream(uv_tcp_t *tcp) { return (uv_stream_t *)tcp; }
+static inline uv_handle_t *hc_stream_as_handle(uv_stream_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *hc_timer_as_handle(uv_timer_t *t) { return (uv_handle_t *)t; }
+static inline uv_handle_t *hc_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
+static inline uv_handle_t *hc_signal_as_handle(uv_signal_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *hc_idle_as_handle(uv_idle_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *hc_prepare_as_handle(uv_prepare_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *hc_check_as_handle(uv_check_t *s) { return (uv_handle_t *)s; }
+static inline uv_req_t *hc_work_as_req(uv_work_t *w) { return (uv_req_t *)w; }
+
+#endif
