@@ -77,7 +77,7 @@ let package = Package(
             name: "HeadcountBenchmarks",
             dependencies: [
                 "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
-                .product(name: "HdrHistogram", package: "hdrhistogram-swift"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/HeadcountBenchmarks"
         ),

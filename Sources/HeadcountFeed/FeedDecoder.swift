@@ -1,0 +1,2 @@
+// Feed decoding: bytes -> validated FeedEvent values.
+import HeadcountCore

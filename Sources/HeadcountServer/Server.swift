@@ -1,0 +1,4 @@
+// The libuv shell.
+import CLibUV
+import CHTTPParser
+import HeadcountCore

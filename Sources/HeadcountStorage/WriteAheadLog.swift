@@ -1,0 +1,2 @@
+// WAL and snapshot files.
+import HeadcountCore
