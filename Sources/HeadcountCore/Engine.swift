@@ -1,15 +1,21 @@
 /// The pure core of Headcount: every accepted feed event goes in, point-in-time answers come
 /// out. No I/O, no clock: times arrive as values (milliseconds since the epoch).
 ///
-/// Threading: one thread owns an `Engine` and calls every mutating method on it. The
-/// per-event live counters it publishes (`liveCounters(eventId:)`) may be read from any
-/// thread, lock-free, and always show each event wholly applied or not at all.
+/// How an answer stays exact under a late, out-of-order, duplicated feed (docs/ARCHITECTURE.md):
+/// an event's counters are the sum of its tickets' contributions; a ticket's contribution
+/// changes only at its own events, so each ticket event yields one delta record, and the
+/// counters at T are the sum of the records up to T (`DeltaIndex`, with a snapshot every
+/// chunk). A late event re-folds its own ticket's short history and corrects only that
+/// ticket's records after it.
+///
+/// Threading: one thread owns an `Engine` and calls every method on it. The live counters
+/// of an event (`publishedCounters(eventId:)`) may be read from any thread, lock-free.
 public struct EngineConfiguration: Sendable, Equatable {
     /// How far back `dateTime` may go (SPEC §4, default 365 days).
     public var retentionMilliseconds: Int64 = 365 * 86_400_000
     /// How long an accepted `id` is remembered as a duplicate (SPEC §2, default 7 days).
     public var idempotencyWindowMilliseconds: Int64 = 7 * 86_400_000
-    /// Deltas between two snapshots of an event's counters (the longest replay of a query).
+    /// Delta records per snapshot chunk; a query replays at most twice this many.
     public var deltasPerSnapshot: Int = 256
 
     public init() {}
@@ -17,31 +23,75 @@ public struct EngineConfiguration: Sendable, Equatable {
 
 public final class Engine {
     public let configuration: EngineConfiguration
+    var ledgers: [String: EventLedger] = [:]
+    var idempotencyKeys = IdempotencyKeys()
+    private var scratchDevices: [UInt64] = []
+
+    /// The sequence of the last applied event (0 before any).
+    public internal(set) var lastAppliedSequence: UInt64 = 0
+    /// Events applied since start (ticket, pass and seat kinds).
+    public private(set) var appliedEventCount = 0
 
     public init(configuration: EngineConfiguration = EngineConfiguration()) {
+        precondition(configuration.deltasPerSnapshot >= 2, "deltasPerSnapshot must be at least 2")
+        precondition(configuration.retentionMilliseconds > 0 && configuration.idempotencyWindowMilliseconds > 0)
         self.configuration = configuration
-        fatalError("not yet implemented")
     }
 
     /// Records `id` as accepted at `arrivalMilliseconds` if it is new; false for a duplicate
-    /// (an `id` accepted within the idempotency window). Call before writing the event to
-    /// the WAL; `apply` it once it is durable.
-    public func admit(id: String, arrivalMilliseconds: Int64) -> Bool { fatalError() }
+    /// (an `id` accepted within the idempotency window). Call before writing the event to the
+    /// WAL; `apply` it once it is durable.
+    public func admit(id: String, arrivalMilliseconds: Int64) -> Bool {
+        idempotencyKeys.admit(Hash128.hash(id), arrivalMilliseconds: arrivalMilliseconds)
+    }
 
     /// Applies an admitted event. `sequence` is its WAL sequence number: strictly increasing,
     /// the arrival order that breaks ties between equal `occurredAt`.
-    public func apply(_ event: FeedEvent, sequence: UInt64) { fatalError() }
+    public func apply(_ event: FeedEvent, sequence: UInt64) {
+        precondition(sequence > lastAppliedSequence, "sequences must increase (\(sequence) after \(lastAppliedSequence))")
+        let ledger = self.ledger(for: event.eventId)
+        if event.kind.isTicketOrPass {
+            let (argument, device) = event.historyArgument
+            ledger.apply(kind: event.kind, ticketId: event.ticketId, occurredAt: event.occurredAt, sequence: sequence,
+                         argument: argument, device: device, devices: &scratchDevices)
+        }
+        lastAppliedSequence = sequence
+        appliedEventCount += 1
+    }
+
+    private func ledger(for eventId: String) -> EventLedger {
+        if let ledger = ledgers[eventId] { return ledger }
+        let ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot)
+        ledgers[eventId] = ledger
+        return ledger
+    }
 
     /// Whether any event with this `eventId` was ever applied.
-    public func knowsEvent(_ eventId: String) -> Bool { fatalError() }
+    public func knowsEvent(_ eventId: String) -> Bool { ledgers[eventId] != nil }
 
     /// The event's statistics at `instant` (every event with `occurredAt <= instant`), or nil
-    /// for an event never seen.
-    public func statistics(eventId: String, at instant: Int64) -> EventStatistics? { fatalError() }
+    /// for an event never seen. O(log snapshots + deltasPerSnapshot).
+    public func statistics(eventId: String, at instant: Int64) -> EventStatistics? {
+        ledgers[eventId]?.statistics(at: instant)
+    }
+
+    /// The earliest `dateTime` still answerable at `now` (SPEC §4 retention).
+    public func oldestAnswerableInstant(now: Int64) -> Int64 {
+        now - configuration.retentionMilliseconds
+    }
+
+    /// The lock-free live counters of an event, to hand to another thread (nil if unknown).
+    public func publishedCounters(eventId: String) -> PublishedCounters? { ledgers[eventId]?.published }
 
     /// Forgets idempotency keys accepted before `now - idempotencyWindowMilliseconds`.
-    public func expireIdempotencyKeys(now: Int64) { fatalError() }
+    public func expireIdempotencyKeys(now: Int64) {
+        idempotencyKeys.expire(arrivedBefore: now - configuration.idempotencyWindowMilliseconds)
+    }
 
-    /// The sequence of the last applied event (0 before any).
-    public private(set) var lastAppliedSequence: UInt64 = 0
+    // MARK: - Figures for metrics and benchmarks
+
+    public var eventCount: Int { ledgers.count }
+    public var ticketCount: Int { ledgers.values.reduce(0) { $0 + $1.ticketCount } }
+    public var idempotencyKeyCount: Int { idempotencyKeys.count }
+    public var deltaRecordCount: Int { ledgers.values.reduce(0) { $0 + $1.deltas.recordCount } }
 }

@@ -1,0 +1,220 @@
+/// One change of one event's counters: at (`occurredAt`, `sequence`) a ticket's contribution
+/// lost the bits of `minus` and gained the bits of `plus`, and the action counter `action`
+/// (if any) counted one more action.
+///
+/// Every ticket or pass event of an event has exactly one record, even when it changes no
+/// counter: the records' times are what `updatedAt` reports.
+struct DeltaRecord {
+    static let noAction: UInt8 = 255
+
+    var occurredAt: Int64
+    var sequence: UInt64
+    var minus: UInt64
+    var plus: UInt64
+    var action: UInt8
+
+    @inline(__always)
+    func precedes(occurredAt otherTime: Int64, sequence otherSequence: UInt64) -> Bool {
+        occurredAt < otherTime || (occurredAt == otherTime && sequence < otherSequence)
+    }
+}
+
+extension CounterVector {
+    /// Adds (`sign` = 1) or removes (`sign` = -1) a record's change. O(bits set).
+    @inline(__always)
+    mutating func apply(minus: UInt64, plus: UInt64, action: UInt8, sign: Int64) {
+        var bits = minus
+        while bits != 0 {
+            self[bits.trailingZeroBitCount] &-= sign
+            bits &= bits &- 1
+        }
+        bits = plus
+        while bits != 0 {
+            self[bits.trailingZeroBitCount] &+= sign
+            bits &= bits &- 1
+        }
+        if action != DeltaRecord.noAction { self[Int(action)] &+= sign }
+    }
+
+    @inline(__always)
+    mutating func apply(_ record: DeltaRecord, sign: Int64 = 1) {
+        apply(minus: record.minus, plus: record.plus, action: record.action, sign: sign)
+    }
+}
+
+/// The history of one event's counters: its delta records sorted by (occurredAt, sequence),
+/// cut into chunks, each chunk headed by a *snapshot* — the cumulative counters of every
+/// record before the chunk. Together the snapshots are the event's ring of timestamped
+/// checkpoints: the snapshot's time is its chunk's first record time.
+///
+/// - A query at T: binary search the last chunk starting at or before T (O(log chunks)),
+///   then replay at most `2 × chunkCapacity` records of that chunk.
+/// - An on-time record appends to the last chunk: O(1) amortized.
+/// - A late record (or a correction of an existing one) at time t updates the snapshots of
+///   the chunks after t: O(chunks after t × bits changed). Late by seconds touches one or
+///   two chunks; late by hours touches the chunks written since.
+struct DeltaIndex {
+    struct Chunk {
+        /// Counters of every record before this chunk.
+        var snapshot: CounterVector
+        var records: [DeltaRecord]
+    }
+
+    private(set) var chunks: [Chunk] = []
+    /// Each chunk's first key, kept apart for a cache-friendly binary search.
+    private var chunkFirstTimes: [Int64] = []
+    private var chunkFirstSequences: [UInt64] = []
+    /// The counters with every record applied (the answer for any T at or after `latestOccurredAt`).
+    private(set) var live = CounterVector()
+    private(set) var latestOccurredAt = Int64.min
+    private(set) var recordCount = 0
+    /// A chunk splits in two when it reaches twice this many records.
+    let chunkCapacity: Int
+
+    init(chunkCapacity: Int) {
+        precondition(chunkCapacity >= 2, "a chunk must hold at least two records")
+        self.chunkCapacity = chunkCapacity
+    }
+
+    /// The counters at `instant` and the latest record time at or before it (nil if none).
+    func counters(at instant: Int64) -> (CounterVector, Int64?) {
+        guard recordCount > 0, instant >= chunkFirstTimes[0] else { return (CounterVector(), nil) }
+        if instant >= latestOccurredAt { return (live, latestOccurredAt) }
+        let index = lastChunk(startingAtOrBefore: instant)
+        var counters = chunks[index].snapshot
+        var updatedAt = chunkFirstTimes[index]
+        chunks[index].records.withUnsafeBufferPointer { records in
+            for record in records {
+                if record.occurredAt > instant { break }
+                counters.apply(record)
+                updatedAt = record.occurredAt
+            }
+        }
+        return (counters, updatedAt)
+    }
+
+    /// Adds a new record at its place in time.
+    mutating func insert(_ record: DeltaRecord) {
+        recordCount += 1
+        live.apply(record)
+        if record.occurredAt > latestOccurredAt { latestOccurredAt = record.occurredAt }
+        guard !chunks.isEmpty else {
+            chunks.append(Chunk(snapshot: CounterVector(), records: [record]))
+            chunkFirstTimes.append(record.occurredAt)
+            chunkFirstSequences.append(record.sequence)
+            return
+        }
+        let lastIndex = chunks.count - 1
+        if let last = chunks[lastIndex].records.last, !record.precedes(occurredAt: last.occurredAt, sequence: last.sequence) {
+            chunks[lastIndex].records.append(record)
+            splitIfFull(lastIndex)
+            return
+        }
+        // A late record: find its chunk and place, then correct every later snapshot.
+        let index = chunkIndex(occurredAt: record.occurredAt, sequence: record.sequence)
+        let position = insertionPosition(in: index, occurredAt: record.occurredAt, sequence: record.sequence)
+        chunks[index].records.insert(record, at: position)
+        if position == 0 {
+            chunkFirstTimes[index] = record.occurredAt
+            chunkFirstSequences[index] = record.sequence
+        }
+        for later in (index + 1)..<chunks.count {
+            chunks[later].snapshot.apply(record)
+        }
+        splitIfFull(index)
+    }
+
+    /// Replaces the change of the existing record at (`occurredAt`, `sequence`).
+    mutating func update(occurredAt: Int64, sequence: UInt64, minus: UInt64, plus: UInt64) {
+        let index = chunkIndex(occurredAt: occurredAt, sequence: sequence)
+        let position = insertionPosition(in: index, occurredAt: occurredAt, sequence: sequence) - 1
+        precondition(position >= 0 && chunks[index].records[position].sequence == sequence
+                     && chunks[index].records[position].occurredAt == occurredAt,
+                     "a corrected delta record must exist")
+        let old = chunks[index].records[position]
+        chunks[index].records[position].minus = minus
+        chunks[index].records[position].plus = plus
+        live.apply(minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
+        live.apply(minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
+        for later in (index + 1)..<chunks.count {
+            chunks[later].snapshot.apply(minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
+            chunks[later].snapshot.apply(minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
+        }
+    }
+
+    /// Builds the index from records already sorted by (occurredAt, sequence): O(n).
+    init(sortedRecords: [DeltaRecord], chunkCapacity: Int) {
+        self.init(chunkCapacity: chunkCapacity)
+        var start = 0
+        while start < sortedRecords.count {
+            let end = min(start + chunkCapacity, sortedRecords.count)
+            let slice = Array(sortedRecords[start..<end])
+            chunks.append(Chunk(snapshot: live, records: slice))
+            chunkFirstTimes.append(slice[0].occurredAt)
+            chunkFirstSequences.append(slice[0].sequence)
+            for record in slice { live.apply(record) }
+            start = end
+        }
+        recordCount = sortedRecords.count
+        latestOccurredAt = sortedRecords.last?.occurredAt ?? Int64.min
+    }
+
+    // MARK: - Positions
+
+    /// The last chunk whose first record time is ≤ `instant` (there is one: the caller checked chunk 0).
+    private func lastChunk(startingAtOrBefore instant: Int64) -> Int {
+        var low = 0
+        var high = chunkFirstTimes.count  // invariant: answer in [low, high)
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if chunkFirstTimes[middle] <= instant { low = middle } else { high = middle }
+        }
+        return low
+    }
+
+    /// The last chunk whose first key is ≤ the key, or 0.
+    private func chunkIndex(occurredAt: Int64, sequence: UInt64) -> Int {
+        var low = 0
+        var high = chunkFirstTimes.count
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            let time = chunkFirstTimes[middle]
+            if time < occurredAt || (time == occurredAt && chunkFirstSequences[middle] <= sequence) {
+                low = middle
+            } else {
+                high = middle
+            }
+        }
+        return low
+    }
+
+    /// The first position in the chunk whose key is greater than the key.
+    private func insertionPosition(in index: Int, occurredAt: Int64, sequence: UInt64) -> Int {
+        chunks[index].records.withUnsafeBufferPointer { records in
+            var low = 0
+            var high = records.count
+            while low < high {
+                let middle = (low + high) / 2
+                let record = records[middle]
+                if record.occurredAt < occurredAt || (record.occurredAt == occurredAt && record.sequence <= sequence) {
+                    low = middle + 1
+                } else {
+                    high = middle
+                }
+            }
+            return low
+        }
+    }
+
+    private mutating func splitIfFull(_ index: Int) {
+        guard chunks[index].records.count >= 2 * chunkCapacity else { return }
+        let half = chunks[index].records.count / 2
+        let tail = Array(chunks[index].records[half...])
+        chunks[index].records.removeSubrange(half...)
+        var snapshot = chunks[index].snapshot
+        for record in chunks[index].records { snapshot.apply(record) }
+        chunks.insert(Chunk(snapshot: snapshot, records: tail), at: index + 1)
+        chunkFirstTimes.insert(tail[0].occurredAt, at: index + 1)
+        chunkFirstSequences.insert(tail[0].sequence, at: index + 1)
+    }
+}
