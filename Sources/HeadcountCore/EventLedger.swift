@@ -131,6 +131,26 @@ final class EventLedger {
 
     private var scratchDevices: [UInt64] = []
 
+    /// Adds a ticket whose entries are sorted and whose `maskAfter`s are folded (snapshot load).
+    func adoptTicket(_ ticketId: String, entries: [HistoryEntry]) {
+        let number = Int32(ticketHeads.count)
+        ticketNumbers[ticketId] = number
+        let first = Int32(history.count)
+        for (offset, entry) in entries.enumerated() {
+            var entry = entry
+            entry.next = offset + 1 < entries.count ? first + Int32(offset + 1) : -1
+            history.append(entry)
+        }
+        ticketHeads.append(first)
+        ticketTails.append(first + Int32(entries.count - 1))
+    }
+
+    /// Installs a delta index rebuilt from the tickets' records (snapshot load).
+    func adoptDeltas(_ index: DeltaIndex) {
+        deltas = index
+        published.publish(deltas.live, updatedAt: deltas.recordCount > 0 ? deltas.latestOccurredAt : nil)
+    }
+
     /// The statistics at `instant`.
     func statistics(at instant: Int64) -> EventStatistics {
         let (counters, updatedAt) = deltas.counters(at: instant)

@@ -44,7 +44,7 @@ final class EngineTests: XCTestCase {
 
     /// Many chunks, late events everywhere: every answer must equal the answer of an index
     /// built from scratch over the same records.
-    func testManyChunksWithLateEventsMatchFreshIndex() {
+    func testManyChunksWithLateEventsMatchFreshIndex() throws {
         var configuration = EngineConfiguration()
         configuration.deltasPerSnapshot = 4
         let engine = Engine(configuration: configuration)
@@ -77,12 +77,19 @@ final class EngineTests: XCTestCase {
             reference.apply(FeedEvent(id: "r\(offset)", kind: event.0, eventId: "E1", ticketId: event.1,
                                       occurredAt: event.2, details: event.3), sequence: UInt64(offset + 1))
         }
+        // And the engine's snapshot, loaded back, answers the same.
+        let snapshot = engine.encodeSnapshot()
+        let restored = try snapshot.withUnsafeBytes { try Engine.decodeSnapshot($0, configuration: configuration) }
+        XCTAssertEqual(restored.lastAppliedSequence, engine.lastAppliedSequence)
+        XCTAssertEqual(restored.encodeSnapshot(), snapshot)
         for instant in stride(from: Int64(-1), through: 10_001, by: 7) {
             let a = engine.statistics(eventId: "E1", at: instant)!
             let b = reference.statistics(eventId: "E1", at: instant)!
             XCTAssertEqual(a, b, "seed \(seed) instant \(instant)")
+            XCTAssertEqual(restored.statistics(eventId: "E1", at: instant), b, "restored, seed \(seed) instant \(instant)")
             XCTAssertNil(a.violatedInvariant(), "seed \(seed) instant \(instant)")
         }
+        XCTAssertFalse(restored.admit(id: "f-1", arrivalMilliseconds: 0), "idempotency keys survive a snapshot")
     }
 
     /// Readers on another thread never see a half-applied event: every read satisfies the
