@@ -68,9 +68,11 @@ let package = Package(
         .executableTarget(
             name: "headcount",
             dependencies: [
-                "HeadcountServer",
+                "HeadcountServer", "HeadcountCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(

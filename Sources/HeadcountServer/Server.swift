@@ -1,4 +1,305 @@
-// The libuv shell.
 import CLibUV
-import CHTTPParser
+import Foundation
 import HeadcountCore
+import HeadcountFeed
+import HeadcountStorage
+import Logging
+import Prometheus
+
+/// The libuv shell around the pure engine: recovery, the loop, HTTP routes, group commit,
+/// snapshots, signals. Everything here runs on the loop thread except the storage jobs that
+/// `FeedCommitter` sends to libuv's thread pool.
+public final class HeadcountServer {
+    public enum StartError: Error, CustomStringConvertible {
+        case dataDirectory(String)
+        case keys(String)
+        case recovery(String)
+        case listen(String)
+
+        public var description: String {
+            switch self {
+            case .dataDirectory(let detail): return "data directory: \(detail)"
+            case .keys(let detail): return "keys: \(detail)"
+            case .recovery(let detail): return "recovery: \(detail)"
+            case .listen(let detail): return "listen: \(detail)"
+            }
+        }
+
+        /// Distinct exit statuses for the operator (sysexits.h).
+        public var exitStatus: Int32 {
+            switch self {
+            case .dataDirectory: return 73  // EX_CANTCREAT
+            case .keys: return 78           // EX_CONFIG
+            case .recovery: return 65       // EX_DATAERR
+            case .listen: return 69         // EX_UNAVAILABLE
+            }
+        }
+    }
+
+    let configuration: ServerConfiguration
+    let logger: Logger
+    public let registry: PrometheusCollectorRegistry
+    let metrics: ServerMetrics
+
+    var loop: UnsafeMutablePointer<uv_loop_t>!
+    var engine: Engine!
+    var keys: KeyStore!
+    var wal: WriteAheadLog!
+    var snapshots: SnapshotStore!
+    var committer: FeedCommitter!
+    var http: HTTPServer!
+    let decoder: FeedDecoder
+    private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
+    private var signalHandles: [UnsafeMutablePointer<uv_signal_t>] = []
+    private var isStopping = false
+    private var exitStatus: Int32 = 0
+    private var appliedSinceSnapshot = 0
+    /// The port actually bound (useful with port 0).
+    public private(set) var boundPort = 0
+
+    public init(configuration: ServerConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.configuration = configuration
+        self.logger = logger
+        self.registry = registry
+        metrics = ServerMetrics(registry: registry)
+        var limits = FeedDecoderLimits()
+        limits.eventsPerRequestMax = configuration.batchEventsMax
+        decoder = FeedDecoder(limits: limits)
+    }
+
+    /// Recovers, listens, and runs the loop until SIGTERM/SIGINT. Returns the exit status.
+    public func run() throws -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        try prepareDataDirectory()
+        try loadKeys()
+        try recover()
+
+        loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        guard uv_loop_init(loop) == 0 else { throw StartError.listen("uv_loop_init failed") }
+        loop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+
+        committer = FeedCommitter(loop: loop, wal: wal, snapshots: snapshots, lastSequence: engine.lastAppliedSequence,
+                                  isFsyncEnabled: configuration.isFsyncEnabled, logger: logger)
+        committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
+        committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
+
+        var limits = HTTPServerLimits()
+        limits.headerBytesMax = configuration.headerBytesMax
+        limits.bodyBytesMax = configuration.bodyBytesMax
+        limits.connectionsMax = configuration.connectionsMax
+        limits.pipelinedRequestsMax = configuration.pipelinedRequestsMax
+        limits.idleTimeoutMilliseconds = configuration.idleTimeoutMilliseconds
+        limits.requestTimeoutMilliseconds = configuration.requestTimeoutMilliseconds
+        http = HTTPServer(loop: loop, limits: limits, handler: self, logger: logger)
+        do {
+            boundPort = try http.listen(host: configuration.host, port: configuration.port)
+        } catch {
+            throw StartError.listen("cannot listen on \(configuration.host):\(configuration.port): \(error)")
+        }
+        installSignalHandlers()
+        startHousekeeping()
+
+        let hostForURL = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        logger.info("headcount ready", metadata: ["url": "http://\(hostForURL):\(boundPort)",
+                                                  "dataDirectory": "\(configuration.dataDirectory)",
+                                                  "fsync": "\(configuration.isFsyncEnabled ? "on" : "off")"])
+        print("headcount listening on http://\(hostForURL):\(boundPort)")
+        fflush(stdout)
+
+        uv_run(loop, UV_RUN_DEFAULT)
+
+        // The loop ended: every handle is closed and no storage job is in flight.
+        if exitStatus == 0 { writeFinalSnapshot() }
+        uv_loop_close(loop)
+        loop.deallocate()
+        logger.info("headcount stopped", metadata: ["exitStatus": "\(exitStatus)"])
+        return exitStatus
+    }
+
+    // MARK: - Start-up
+
+    private func prepareDataDirectory() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
+                                    segmentBytesMax: configuration.walSegmentBytesMax)
+            snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
+        } catch {
+            throw StartError.dataDirectory("\(configuration.dataDirectory): \(error)")
+        }
+    }
+
+    private func loadKeys() throws {
+        let path = configuration.resolvedKeysFile
+        do {
+            if configuration.keysFile == nil && !FileManager.default.fileExists(atPath: path) {
+                let generated = try KeyStore.generate(path: path)
+                print("""
+                headcount: no --keys given; generated API keys in \(path) (shown once, keep them safe):
+                  feed key:  \(generated[0].key)
+                  admin key: \(generated[1].key)
+                """)
+                fflush(stdout)
+            }
+            keys = try KeyStore.load(path: path)
+        } catch {
+            throw StartError.keys("\(error)")
+        }
+        logger.info("keys loaded", metadata: ["file": "\(path)", "count": "\(keys.count)"])
+    }
+
+    private func recover() throws {
+        let started = DispatchTime.now()
+        let engineConfiguration = configuration.engine
+        do {
+            if let (sequence, payload) = try snapshots.loadNewest() {
+                let restored = try payload.withUnsafeBytes { try Engine.decodeSnapshot($0, configuration: engineConfiguration) }
+                guard restored.lastAppliedSequence == sequence else {
+                    throw StartError.recovery("snapshot \(sequence) holds state through \(restored.lastAppliedSequence)")
+                }
+                engine = restored
+            } else {
+                engine = Engine(configuration: engineConfiguration)
+            }
+            let fromSnapshot = engine.lastAppliedSequence
+            var replayed = 0
+            let report = try wal.recover(after: engine.lastAppliedSequence) { record in
+                _ = engine.admit(id: record.event.id, arrivalMilliseconds: record.arrivalMilliseconds)
+                applyDurable(record.event, sequence: record.sequence)
+                replayed += 1
+            }
+            appliedSinceSnapshot = replayed
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            logger.info("recovered", metadata: ["snapshotSequence": "\(fromSnapshot)", "walEventsReplayed": "\(replayed)",
+                                                "lastSequence": "\(engine.lastAppliedSequence)",
+                                                "seconds": "\(String(format: "%.3f", elapsed))",
+                                                "wal": "\(report)"])
+        } catch let error as StartError {
+            throw error
+        } catch {
+            throw StartError.recovery("\(error)")
+        }
+        engine.expireIdempotencyKeys(now: Clock.nowMilliseconds())
+    }
+
+    /// Applies one durable event to the engine and the status-change log.
+    func applyDurable(_ event: FeedEvent, sequence: UInt64) {
+        engine.apply(event, sequence: sequence)
+        appliedSinceSnapshot += 1
+    }
+
+    // MARK: - Housekeeping, signals, stop
+
+    private func startHousekeeping() {
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(loop, timer)
+        timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(timer, { timer in
+            let server = Unmanaged<HeadcountServer>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            server.housekeeping()
+        }, 1_000, 1_000)
+        housekeepingTimer = timer
+    }
+
+    private func housekeeping() {
+        let now = Clock.nowMilliseconds()
+        engine.expireIdempotencyKeys(now: now)
+        engine.expireStatusChanges(now: now)
+        if appliedSinceSnapshot >= configuration.snapshotEveryEvents {
+            takeSnapshot()
+        }
+        metrics.update(server: self)
+    }
+
+    /// Encodes the engine on the loop thread (it blocks the loop for the encoding only) and
+    /// hands the bytes to the storage queue.
+    func takeSnapshot() {
+        let started = DispatchTime.now()
+        let payload = snapshotPayload()
+        appliedSinceSnapshot = 0
+        committer.writeSnapshot(payload: payload, sequence: engine.lastAppliedSequence)
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
+        logger.info("snapshot encoded", metadata: ["bytes": "\(payload.count)", "milliseconds": "\(String(format: "%.1f", elapsed))"])
+    }
+
+    private func snapshotPayload() -> [UInt8] {
+        engine.encodeSnapshot()
+    }
+
+    private func writeFinalSnapshot() {
+        guard appliedSinceSnapshot > 0, committer.failure == nil else { return }
+        do {
+            try snapshots.write(sequence: engine.lastAppliedSequence, payload: snapshotPayload())
+            try wal.removeSegments(through: engine.lastAppliedSequence)
+            logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)"])
+        } catch {
+            logger.error("final snapshot failed; the WAL still holds every event", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func installSignalHandlers() {
+        for number in [SIGTERM, SIGINT] {
+            let handle = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+            uv_signal_init(loop, handle)
+            handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+            uv_signal_start(handle, { handle, number in
+                let server = Unmanaged<HeadcountServer>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+                server.logger.info("signal received; stopping", metadata: ["signal": "\(number)"])
+                server.stop(exitStatus: 0)
+            }, number)
+            signalHandles.append(handle)
+        }
+    }
+
+    /// Stops accepting work; once storage is idle, closes every handle so the loop ends.
+    func stop(exitStatus: Int32) {
+        if exitStatus != 0 { self.exitStatus = exitStatus }
+        guard !isStopping else { return }
+        isStopping = true
+        closeWhenIdle()
+    }
+
+    private func closeWhenIdle() {
+        if committer.isIdle || committer.failure != nil {
+            http.close { [unowned self] in self.closeOwnHandles() }
+        } else {
+            committer.whenDurable(through: committer.lastAssignedSequence) { [unowned self] _ in
+                // Check again once the job that resolved this waiter has fully completed.
+                self.closeWhenIdleLater()
+            }
+        }
+    }
+
+    private func closeWhenIdleLater() {
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(loop, timer)
+        timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(timer, { timer in
+            let server = Unmanaged<HeadcountServer>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
+            server.closeWhenIdle()
+        }, 1, 0)
+    }
+
+    private func closeOwnHandles() {
+        if let timer = housekeepingTimer {
+            uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
+            housekeepingTimer = nil
+        }
+        for handle in signalHandles {
+            uv_close(hc_signal_as_handle(handle)) { handle in handle?.deallocate() }
+        }
+        signalHandles.removeAll()
+    }
+
+    var isAcceptingFeed: Bool { !isStopping }
+}
+
+/// The wall clock, read only by the shell.
+enum Clock {
+    static func nowMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+}

@@ -1,1 +1,103 @@
-print("headcount")
+import ArgumentParser
+import Foundation
+import HeadcountCore
+import HeadcountServer
+import Logging
+import Metrics
+import Prometheus
+
+/// `headcount`: argument parsing and start-up only; everything else lives in HeadcountServer.
+struct Headcount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "headcount",
+        abstract: "A real-time ticketing statistics engine.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+enum Switch: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the defaults need no flags).")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
+    @Option(help: "Where the WAL, snapshots and generated keys live.") var dataDir = "./headcount-data"
+    @Option(help: "API keys file (JSON array of {key, role: feed|read|admin, eventIds?}); default: <data-dir>/keys.json, generated on first start.")
+    var keys: String?
+    @Option(help: "fsync the WAL before acknowledging the feed.") var fsync: Switch = .on
+    @Option(help: "How far back dateTime may go, and how long status changes are kept, in days.") var retentionDays = 365
+    @Option(help: "How long a feed id is remembered for duplicate detection, in hours.") var idempotencyWindowHours = 168
+    @Option(help: "Delta records between two snapshots of an event's counters.") var deltasPerSnapshot = 256
+    @Option(help: "Write an engine snapshot after this many applied events.") var snapshotEveryEvents = 1_000_000
+    @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 16 * 1024 * 1024
+    @Option(help: "Largest request line + headers, in bytes.") var maxHeaderBytes = 16 * 1024
+    @Option(help: "Most open connections.") var maxConnections = 10_000
+    @Option(help: "Most events in one feed request.") var maxBatchEvents = 100_000
+    @Option(help: "Most unanswered pipelined requests per connection before reading pauses.") var maxPipelinedRequests = 128
+    @Option(help: "Close a keep-alive connection idle this long, in seconds.") var idleTimeoutSeconds = 60
+    @Option(help: "A request must arrive whole within this many seconds.") var requestTimeoutSeconds = 30
+    @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
+        guard retentionDays >= 1 else { throw ValidationError("--retention-days must be at least 1") }
+        guard idempotencyWindowHours >= 1 else { throw ValidationError("--idempotency-window-hours must be at least 1") }
+        guard deltasPerSnapshot >= 2 else { throw ValidationError("--deltas-per-snapshot must be at least 2") }
+        guard snapshotEveryEvents >= 1 else { throw ValidationError("--snapshot-every-events must be at least 1") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard maxHeaderBytes >= 1024 else { throw ValidationError("--max-header-bytes must be at least 1024") }
+        guard maxConnections >= 1, maxBatchEvents >= 1, maxPipelinedRequests >= 1 else {
+            throw ValidationError("--max-connections, --max-batch-events and --max-pipelined-requests must be at least 1")
+        }
+        guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
+        guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() throws {
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.keysFile = keys
+        configuration.isFsyncEnabled = fsync == .on
+        configuration.engine.retentionMilliseconds = Int64(retentionDays) * 86_400_000
+        configuration.engine.idempotencyWindowMilliseconds = Int64(idempotencyWindowHours) * 3_600_000
+        configuration.engine.deltasPerSnapshot = deltasPerSnapshot
+        configuration.snapshotEveryEvents = snapshotEveryEvents
+        configuration.bodyBytesMax = maxBodyBytes
+        configuration.headerBytesMax = maxHeaderBytes
+        configuration.connectionsMax = maxConnections
+        configuration.batchEventsMax = maxBatchEvents
+        configuration.pipelinedRequestsMax = maxPipelinedRequests
+        configuration.idleTimeoutMilliseconds = idleTimeoutSeconds * 1000
+        configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
+        configuration.walSegmentBytesMax = walSegmentBytes
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "headcount")
+        let server = HeadcountServer(configuration: configuration, logger: logger, registry: registry)
+        do {
+            let status = try server.run()
+            if status != 0 { throw ExitCode(status) }
+        } catch let error as HeadcountServer.StartError {
+            logger.critical("cannot start: \(error)")
+            FileHandle.standardError.write(Data("headcount: cannot start: \(error)\n".utf8))
+            throw ExitCode(error.exitStatus)
+        }
+    }
+}
+
+Headcount.main()

@@ -1,0 +1,247 @@
+import HeadcountCore
+import HeadcountFeed
+import Logging
+
+/// Routing and the endpoints. Checks run in one order everywhere: the key (401), the
+/// parameters (400), the key's rights (403), then existence (404).
+extension HeadcountServer: HTTPRequestHandler {
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        let path = request.path
+        let respond: (HTTPResponse) -> Void = { [unowned self] response in
+            self.metrics.recordResponse(status: response.status)
+            if response.status >= 400 {
+                self.logger.info("request failed", metadata: [
+                    "requestId": "\(request.requestId)", "method": "\(request.method)", "path": "\(path)",
+                    "status": "\(response.status)",
+                ])
+            }
+            responder.respond(response)
+        }
+        let fail: (APIError) -> Void = { error in respond(error.response(requestId: request.requestId)) }
+
+        switch path {
+        case "/healthz":
+            guard request.method == .get || request.method == .head else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
+            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(#"{"status":"ok"}"#.utf8)))
+        case "/metrics":
+            guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
+            metrics.update(server: self)
+            respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                 body: registry.emitToBuffer()))
+        case "/v1/feed":
+            guard request.method == .post else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "POST")) }
+            handleFeed(request, respond: respond, fail: fail)
+        case "/v1/event-statistics":
+            guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
+            handleEventStatistics(request, respond: respond, fail: fail)
+        default:
+            if path.hasPrefix("/events/") {
+                guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
+                handleStatusChanges(request, respond: respond, fail: fail)
+            } else {
+                fail(.routeNotFound(path))
+            }
+        }
+    }
+
+    private func authenticate(_ request: HTTPRequest) -> Result<KeyStore.Principal, APIError> {
+        keys.authenticate(authorization: request.headers["authorization"])
+    }
+
+    // MARK: - POST /v1/feed
+
+    private func handleFeed(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+        let principal: KeyStore.Principal
+        switch authenticate(request) {
+        case .success(let value): principal = value
+        case .failure(let error): return fail(error)
+        }
+        guard principal.canWriteFeed else { return fail(.forbidden("This key cannot write the feed: use a feed or admin key")) }
+        guard isAcceptingFeed else { return fail(.shuttingDown) }
+
+        let format: FeedBodyFormat
+        let contentType = (request.headers["content-type"] ?? "")
+            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        switch contentType {
+        case "application/json": format = .json
+        case "", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines": format = .ndjson
+        default: return fail(.unsupportedMediaType(contentType))
+        }
+
+        let items: [FeedItem]
+        switch decoder.decode(request.body, format: format) {
+        case .success(let decoded): items = decoded
+        case .failure(.invalidJSON(let detail)): return fail(.invalidJSON(detail))
+        case .failure(.tooManyEvents(let limit)): return fail(.tooManyEvents(limit: limit))
+        }
+
+        let arrival = Clock.nowMilliseconds()
+        var accepted = 0
+        var duplicates = 0
+        var writer = JSONWriter(capacity: 64)
+        writer.beginObject()
+        writer.key("rejected")
+        writer.beginArray()
+        var rejectedCount = 0
+        for item in items {
+            switch item {
+            case .event(let event):
+                if engine.admit(id: event.id, arrivalMilliseconds: arrival) {
+                    committer.submit(event, arrivalMilliseconds: arrival)
+                    accepted += 1
+                } else {
+                    duplicates += 1
+                }
+            case .rejected(let index, let id, let error):
+                rejectedCount += 1
+                writer.beginObject()
+                writer.key("index"); writer.int(Int64(index))
+                writer.key("id"); if let id { writer.string(id) } else { writer.null() }
+                writer.key("error"); writer.string(error)
+                writer.endObject()
+            }
+        }
+        writer.endArray()
+        writer.key("accepted"); writer.int(Int64(accepted))
+        writer.key("duplicates"); writer.int(Int64(duplicates))
+        writer.endObject()
+        metrics.recordFeed(accepted: accepted, duplicates: duplicates, rejected: rejectedCount)
+
+        let body = writer.bytes
+        let requestId = request.requestId
+        committer.whenDurable(through: committer.lastAssignedSequence) { failure in
+            if let failure {
+                respond(APIError.storageUnavailable(failure).response(requestId: requestId))
+            } else {
+                respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: body))
+            }
+        }
+    }
+
+    // MARK: - GET /v1/event-statistics
+
+    private func handleEventStatistics(_ request: HTTPRequest, respond: (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+        let principal: KeyStore.Principal
+        switch authenticate(request) {
+        case .success(let value): principal = value
+        case .failure(let error): return fail(error)
+        }
+        guard principal.canRead else { return fail(.forbidden("This key cannot read statistics: use a read or admin key")) }
+        guard let parameters = QueryParameters(request.query) else {
+            return fail(.invalidParameter("query", reason: "not valid percent-encoded UTF-8"))
+        }
+        let eventIds = parameters.values("eventIds")
+        if eventIds.isEmpty {
+            return fail(.missingParameter("eventIds", hint: "give 1 to 8 events, e.g. eventIds=E1&eventIds=E2"))
+        }
+        if eventIds.count > 8 {
+            return fail(.invalidParameter("eventIds", reason: "at most 8 events per request, got \(eventIds.count)"))
+        }
+        var seen = Set<String>()
+        for eventId in eventIds {
+            if eventId.isEmpty || eventId.utf8.count > 128 {
+                return fail(.invalidParameter("eventIds", reason: "an event id is 1-128 bytes"))
+            }
+            if !seen.insert(eventId).inserted {
+                return fail(.invalidParameter("eventIds", reason: "\(eventId) is given twice; give distinct events"))
+            }
+        }
+        guard let dateTimeText = parameters.first("dateTime") else {
+            return fail(.missingParameter("dateTime", hint: "give an RFC 3339 time such as 2025-05-21T06:00:00.000Z"))
+        }
+        guard let instant = Timestamp.parseMilliseconds(dateTimeText) else {
+            return fail(.invalidParameter("dateTime", reason: "\(dateTimeText) is not an RFC 3339 time such as 2025-05-21T06:00:00.000Z"))
+        }
+        let oldest = engine.oldestAnswerableInstant(now: Clock.nowMilliseconds())
+        if instant < oldest {
+            return fail(.dateTimeOutOfRetention(oldest: Timestamp.format(milliseconds: oldest)))
+        }
+        for eventId in eventIds where !principal.canRead(eventId: eventId) {
+            return fail(.forbidden("This key may not read event \(eventId)"))
+        }
+        var answers: [EventStatistics] = []
+        answers.reserveCapacity(eventIds.count)
+        for eventId in eventIds {
+            guard let statistics = engine.statistics(eventId: eventId, at: instant) else {
+                return fail(.eventNotFound(eventId))
+            }
+            answers.append(statistics)
+        }
+        var writer = JSONWriter(capacity: 1200 * answers.count)
+        writer.beginArray()
+        for statistics in answers { statistics.writeJSON(into: &writer) }
+        writer.endArray()
+        metrics.recordQuery()
+        respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
+    }
+
+    // MARK: - GET /events/{eventKey}/status-changes, /events/{eventKey}/objects/{objectLabel}/status-changes
+
+    private func handleStatusChanges(_ request: HTTPRequest, respond: (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+        let principal: KeyStore.Principal
+        switch authenticate(request) {
+        case .success(let value): principal = value
+        case .failure(let error): return fail(error)
+        }
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()  // "" before the first "/"
+        // ["events", key, "status-changes"] or ["events", key, "objects", label, "status-changes"]
+        let parts = Array(segments)
+        let eventKeyRaw: Substring
+        var objectLabelRaw: Substring?
+        if parts.count == 3 && parts[2] == "status-changes" {
+            eventKeyRaw = parts[1]
+        } else if parts.count == 5 && parts[2] == "objects" && parts[4] == "status-changes" {
+            eventKeyRaw = parts[1]
+            objectLabelRaw = parts[3]
+        } else {
+            return fail(.routeNotFound(request.path))
+        }
+        guard principal.canRead else { return fail(.forbidden("This key cannot read status changes: use a read or admin key")) }
+        guard let eventKey = QueryParameters.percentDecode(eventKeyRaw, plusAsSpace: false), !eventKey.isEmpty else {
+            return fail(.invalidParameter("eventKey", reason: "not valid percent-encoded UTF-8"))
+        }
+        var objectLabel: String?
+        if let objectLabelRaw {
+            guard let decoded = QueryParameters.percentDecode(objectLabelRaw, plusAsSpace: false), !decoded.isEmpty else {
+                return fail(.invalidParameter("objectLabel", reason: "not valid percent-encoded UTF-8"))
+            }
+            objectLabel = decoded
+        }
+        guard let parameters = QueryParameters(request.query) else {
+            return fail(.invalidParameter("query", reason: "not valid percent-encoded UTF-8"))
+        }
+        let query: StatusChangeQuery
+        switch StatusChangeQuery.parse(queryItems: parameters.pairs.map { ($0.name, $0.value) }) {
+        case .success(let parsed): query = parsed
+        case .failure(let error): return fail(.invalidParameter(error.parameter, reason: error.reason))
+        }
+        guard principal.canRead(eventId: eventKey) else { return fail(.forbidden("This key may not read event \(eventKey)")) }
+        switch engine.statusChanges.list(eventKey: eventKey, objectLabel: objectLabel, query: query, now: Clock.nowMilliseconds()) {
+        case .none:
+            fail(.eventNotFound(eventKey))
+        case .some(.failure(let error)):
+            fail(.invalidParameter(error.parameter, reason: error.reason))
+        case .some(.success(let page)):
+            var writer = JSONWriter(capacity: 256 * max(page.items.count, 1))
+            page.writeJSON(into: &writer)
+            metrics.recordQuery()
+            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
+        }
+    }
+}
+
+extension EventStatistics {
+    /// The answer object of SPEC §4, fields in the seed document's order.
+    func writeJSON(into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("eventId")
+        writer.string(eventId)
+        for counter in StatisticsCounter.allCases {
+            writer.key(counter.fieldName)
+            writer.int(counters[counter])
+        }
+        writer.key("updatedAt")
+        if let updatedAt { writer.string(Timestamp.format(milliseconds: updatedAt)) } else { writer.null() }
+        writer.endObject()
+    }
+}

@@ -1,0 +1,33 @@
+import HeadcountCore
+
+/// Everything the server is told at start-up. Every limit is here, with its default; the
+/// command line (`headcount serve --help`) sets each one.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDirectory = "./headcount-data"
+    /// A keys file (SPEC §6); nil: `<dataDirectory>/keys.json`, generated on first start.
+    public var keysFile: String?
+    /// fsync the WAL before acknowledging a feed request (default on).
+    public var isFsyncEnabled = true
+
+    public var headerBytesMax = 16 * 1024
+    public var bodyBytesMax = 16 * 1024 * 1024
+    public var connectionsMax = 10_000
+    public var pipelinedRequestsMax = 128
+    public var idleTimeoutMilliseconds = 60_000
+    public var requestTimeoutMilliseconds = 30_000
+    /// Events in one feed request (a larger batch is a 413).
+    public var batchEventsMax = 100_000
+    /// A WAL segment rolls over past this size.
+    public var walSegmentBytesMax = 64 << 20
+    /// Write an engine snapshot (and drop covered WAL segments) after this many events.
+    public var snapshotEveryEvents = 1_000_000
+    /// Engine tunables: retention (statistics and status changes), idempotency window,
+    /// snapshot spacing.
+    public var engine = EngineConfiguration()
+
+    public init() {}
+
+    public var resolvedKeysFile: String { keysFile ?? dataDirectory + "/keys.json" }
+}
