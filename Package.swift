@@ -11,6 +11,10 @@
 //   headcount             the executable: argument parsing and start-up only
 import PackageDescription
 
+/// Release builds skip Swift's dynamic exclusivity checks on the hot paths: they cost about a
+/// quarter of the instructions per request (TOOLCHAIN.md). Debug builds and tests keep them.
+let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "Headcount",
     platforms: [.macOS(.v14)],
@@ -45,15 +49,18 @@ let package = Package(
             dependencies: [
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Collections", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "HeadcountFeed",
-            dependencies: ["CFeedJSON", "HeadcountCore"]
+            dependencies: ["CFeedJSON", "HeadcountCore"],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "HeadcountStorage",
-            dependencies: ["HeadcountCore"]
+            dependencies: ["HeadcountCore"],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "HeadcountServer",
@@ -63,7 +70,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Atomics", package: "swift-atomics"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         .executableTarget(
             name: "headcount",

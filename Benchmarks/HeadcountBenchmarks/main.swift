@@ -1,1 +1,172 @@
-print("benchmarks")
+// Micro-benchmarks of Headcount's hot paths. Figures are printed, never asserted.
+//
+//   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--json]
+//
+// Each figure is the median of several rounds on this machine; compare ratios within one
+// run (shared machines are noisy). docs/BENCHMARKS.md records the latest figures.
+import Foundation
+import HeadcountCore
+import Histogram
+
+struct Options {
+    var tickets = 200_000
+    var events = 20
+    var rounds = 3
+    var json = false
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--tickets": tickets = Int(iterator.next() ?? "") ?? tickets
+            case "--events": events = Int(iterator.next() ?? "") ?? events
+            case "--rounds": rounds = Int(iterator.next() ?? "") ?? rounds
+            case "--json": json = true
+            default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
+            }
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+}
+
+/// An event day: every ticket is created, most are downloaded, some transferred, passes
+/// added, activated and controlled at the gate; 5% of deliveries are late by up to an hour.
+func eventDay(tickets: Int, events: Int, seed: UInt64) -> [FeedEvent] {
+    var random = SplitMix(state: seed)
+    let start: Int64 = 1_750_000_000_000
+    var feed: [FeedEvent] = []
+    feed.reserveCapacity(tickets * 8)
+    var counter = 0
+    func add(_ kind: FeedEventKind, _ event: String, _ ticket: String, _ time: Int64, _ details: FeedEvent.Details = .none) {
+        counter += 1
+        feed.append(FeedEvent(id: "f-\(counter)", kind: kind, eventId: event, ticketId: ticket, occurredAt: time, details: details))
+    }
+    for t in 0..<tickets {
+        let event = "E\(t % events)"
+        let ticket = "T\(t)"
+        var time = start + Int64(t) * 10
+        add(.ticketCreated, event, ticket, time)
+        time += Int64(random.below(3_600_000))
+        if random.below(10) < 8 { add(.ticketDownloaded, event, ticket, time, .device("d\(t % 50_000)")) }
+        if random.below(10) < 2 {
+            add(.transferInitiated, event, ticket, time + 1_000)
+            add(.transferAccepted, event, ticket, time + 60_000)
+        }
+        if random.below(10) < 4 { add(.passAdded, event, ticket, time + 2_000, .pass(.ios, .active, nil)) }
+        add(.ticketActivated, event, ticket, time + 3_000, .activation(random.below(4) == 0 ? .offline : .online))
+        add(.ticketControlled, event, ticket, time + 4_000)
+    }
+    // Deliver in time order, except 5% late by up to an hour.
+    feed.sort { $0.occurredAt < $1.occurredAt }
+    var delivered: [FeedEvent] = []
+    delivered.reserveCapacity(feed.count)
+    var late: [(Int, FeedEvent)] = []
+    for (index, event) in feed.enumerated() {
+        if random.below(100) < 5 { late.append((index + random.below(20_000), event)) } else { delivered.append(event) }
+    }
+    late.sort { $0.0 < $1.0 }
+    var result: [FeedEvent] = []
+    result.reserveCapacity(feed.count)
+    var lateIndex = 0
+    for (index, event) in delivered.enumerated() {
+        while lateIndex < late.count && late[lateIndex].0 <= index { result.append(late[lateIndex].1); lateIndex += 1 }
+        result.append(event)
+    }
+    result += late[lateIndex...].map(\.1)
+    return result
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+let options = Options(CommandLine.arguments)
+var results: [(String, Double, String)] = []
+func report(_ name: String, _ value: Double, _ unit: String) {
+    results.append((name, value, unit))
+    if !options.json { print(String(format: "%-44@ %14.1f %@", name as NSString, value, unit as NSString)) }
+}
+
+let feed = eventDay(tickets: options.tickets, events: options.events, seed: 42)
+if !options.json { print("event day: \(options.tickets) tickets over \(options.events) events, \(feed.count) feed events") }
+
+// 1. Ingest into the core: admit (duplicate check) + apply.
+var ingestRates: [Double] = []
+var engine = Engine()
+var residentGrowth = 0
+for round in 0..<options.rounds {
+    let before = residentBytes()
+    let fresh = Engine()
+    let elapsed = seconds {
+        var sequence: UInt64 = 0
+        for event in feed {
+            guard fresh.admit(id: event.id, arrivalMilliseconds: 0) else { continue }
+            sequence += 1
+            fresh.apply(event, sequence: sequence)
+        }
+    }
+    ingestRates.append(Double(feed.count) / elapsed)
+    if round == 0 { residentGrowth = residentBytes() - before }
+    engine = fresh
+}
+report("core ingest (admit + apply)", median(ingestRates), "events/s")
+report("memory per ticket (all state, RSS growth)", Double(residentGrowth) / Double(options.tickets), "bytes")
+report("memory per feed event (all state)", Double(residentGrowth) / Double(feed.count), "bytes")
+
+// 2. Queries: 8 events at now, an hour back, at a random past instant.
+let latest = feed.map(\.occurredAt).max()!
+let earliest = feed.map(\.occurredAt).min()!
+var random = SplitMix(state: 7)
+for (name, instantOf) in [("query 8 events, now", { (_: Int) -> Int64 in latest + 1 }),
+                          ("query 8 events, random past instant", { (_: Int) -> Int64 in earliest + Int64(random.below(Int(latest - earliest))) })] {
+    let histogram = Histogram<UInt64>(highestTrackableValue: 1_000_000_000, numberOfSignificantValueDigits: .three)
+    var histogramCopy = histogram
+    let eventIds = (0..<min(8, options.events)).map { "E\($0)" }
+    var checksum: Int64 = 0
+    for i in 0..<20_000 {
+        let instant = instantOf(i)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for eventId in eventIds {
+            checksum &+= engine.statistics(eventId: eventId, at: instant)![.validTickets]
+        }
+        histogramCopy.record(DispatchTime.now().uptimeNanoseconds - start)
+    }
+    report(name + " p50", Double(histogramCopy.valueAtPercentile(50)) / 1000, "µs")
+    report(name + " p99", Double(histogramCopy.valueAtPercentile(99)) / 1000, "µs")
+    if checksum == 42 { print("") }
+}
+
+// 3. Snapshot encode / decode.
+var payload: [UInt8] = []
+report("snapshot encode", seconds { payload = engine.encodeSnapshot() } * 1000, "ms")
+report("snapshot size per ticket", Double(payload.count) / Double(options.tickets), "bytes")
+var decodeSeconds = 0.0
+decodeSeconds = seconds { _ = try! payload.withUnsafeBytes { try Engine.decodeSnapshot($0) } }
+report("snapshot decode per million feed events", decodeSeconds * 1e6 / Double(feed.count), "s")
+
+if options.json {
+    let object = Dictionary(uniqueKeysWithValues: results.map { ($0.0, ["value": $0.1, "unit": $0.2] as [String: Any]) })
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}

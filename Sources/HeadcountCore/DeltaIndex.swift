@@ -1,17 +1,32 @@
 /// One change of one event's counters: at (`occurredAt`, `sequence`) a ticket's contribution
-/// lost the bits of `minus` and gained the bits of `plus`, and the action counter `action`
-/// (if any) counted one more action.
+/// lost the state bits of `minus` and gained those of `plus`, and the action counter `action`
+/// (if any) counted one more action. 24 bytes: the three fields are packed into `changes`
+/// (bits 0–26 minus, 27–53 plus, 54–59 action, 63 in the action field meaning none).
 ///
 /// Every ticket or pass event of an event has exactly one record, even when it changes no
 /// counter: the records' times are what `updatedAt` reports.
 struct DeltaRecord {
-    static let noAction: UInt8 = 255
+    static let noAction: UInt8 = 63
 
     var occurredAt: Int64
     var sequence: UInt64
-    var minus: UInt64
-    var plus: UInt64
-    var action: UInt8
+    var changes: UInt64
+
+    init(occurredAt: Int64, sequence: UInt64, minus: UInt64, plus: UInt64, action: UInt8) {
+        assert(minus & ~StateBit.allBits == 0 && plus & ~StateBit.allBits == 0 && action <= 63)
+        self.occurredAt = occurredAt
+        self.sequence = sequence
+        changes = minus | (plus << 27) | (UInt64(action) << 54)
+    }
+
+    @inline(__always) var minus: UInt64 { changes & StateBit.allBits }
+    @inline(__always) var plus: UInt64 { (changes >> 27) & StateBit.allBits }
+    @inline(__always) var action: UInt8 { UInt8(truncatingIfNeeded: changes >> 54) }
+
+    @inline(__always)
+    mutating func setMasks(minus: UInt64, plus: UInt64) {
+        changes = minus | (plus << 27) | (changes & ~((1 << 54) - 1))
+    }
 
     @inline(__always)
     func precedes(occurredAt otherTime: Int64, sequence otherSequence: UInt64) -> Bool {
@@ -20,18 +35,20 @@ struct DeltaRecord {
 }
 
 extension CounterVector {
-    /// Adds (`sign` = 1) or removes (`sign` = -1) a record's change. O(bits set).
+    /// Adds (`sign` = 1) or removes (`sign` = -1) a change. O(bits set).
     @inline(__always)
     mutating func apply(minus: UInt64, plus: UInt64, action: UInt8, sign: Int64) {
-        var bits = minus
-        while bits != 0 {
-            self[bits.trailingZeroBitCount] &-= sign
-            bits &= bits &- 1
-        }
-        bits = plus
-        while bits != 0 {
-            self[bits.trailingZeroBitCount] &+= sign
-            bits &= bits &- 1
+        StateBit.slotOfBit.withUnsafeBufferPointer { slots in
+            var bits = minus
+            while bits != 0 {
+                self[slots[bits.trailingZeroBitCount]] &-= sign
+                bits &= bits &- 1
+            }
+            bits = plus
+            while bits != 0 {
+                self[slots[bits.trailingZeroBitCount]] &+= sign
+                bits &= bits &- 1
+            }
         }
         if action != DeltaRecord.noAction { self[Int(action)] &+= sign }
     }
@@ -132,8 +149,7 @@ struct DeltaIndex {
                      && chunks[index].records[position].occurredAt == occurredAt,
                      "a corrected delta record must exist")
         let old = chunks[index].records[position]
-        chunks[index].records[position].minus = minus
-        chunks[index].records[position].plus = plus
+        chunks[index].records[position].setMasks(minus: minus, plus: plus)
         live.apply(minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
         live.apply(minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
         for later in (index + 1)..<chunks.count {
@@ -210,7 +226,7 @@ struct DeltaIndex {
         guard chunks[index].records.count >= 2 * chunkCapacity else { return }
         let half = chunks[index].records.count / 2
         let tail = Array(chunks[index].records[half...])
-        chunks[index].records.removeSubrange(half...)
+        chunks[index].records = Array(chunks[index].records[..<half])  // drops the spare capacity too
         var snapshot = chunks[index].snapshot
         for record in chunks[index].records { snapshot.apply(record) }
         chunks.insert(Chunk(snapshot: snapshot, records: tail), at: index + 1)

@@ -13,7 +13,7 @@
 /// varint event count, then per event:
 ///   string eventId
 ///   varint ticket count, then per ticket:
-///     string ticketId
+///     u64 low, u64 high   the ticket's fingerprint (Hash128 of its ticketId)
 ///     varint entry count, then per entry (in (occurredAt, sequence) order):
 ///       i64 occurredAt, u64 sequence, u64 device hash, u8 kind, u8 argument
 /// blob   extension section (empty in version 1)
@@ -25,10 +25,8 @@ extension Engine {
         var writer = ByteWriter(capacity: 1 << 20)
         writer.u8(Engine.snapshotFormatVersion)
         writer.u64(lastAppliedSequence)
-        let keys = idempotencyKeys.keysInArrivalOrder
-        let liveKeys = keys.filter { idempotencyKeys.arrivals[$0.key] == $0.arrival }
-        writer.varint(UInt64(liveKeys.count))
-        for (key, arrival) in liveKeys {
+        writer.varint(UInt64(idempotencyKeys.count))
+        idempotencyKeys.arrivals.forEach { key, arrival in
             writer.u64(key.low)
             writer.u64(key.high)
             writer.i64(arrival)
@@ -73,43 +71,38 @@ extension Engine {
 extension EventLedger {
     func encode(into writer: inout ByteWriter) {
         writer.string(eventId)
-        writer.varint(UInt64(ticketNumbers.count))
-        for (ticketId, number) in ticketNumbers.sorted(by: { $0.value < $1.value }) {
-            writer.string(ticketId)
-            var entryCount: UInt64 = 0
-            var current = ticketHeads[Int(number)]
-            while current >= 0 { entryCount += 1; current = history[Int(current)].next }
-            writer.varint(entryCount)
-            current = ticketHeads[Int(number)]
-            while current >= 0 {
-                let entry = history[Int(current)]
+        writer.varint(UInt64(ticketCount))
+        forEachTicket { key, entries in
+            writer.u64(key.low)
+            writer.u64(key.high)
+            writer.varint(UInt64(entries.count))
+            for entry in entries {
                 writer.i64(entry.occurredAt)
                 writer.u64(entry.sequence)
                 writer.u64(entry.device)
                 writer.u8(entry.kind.rawValue)
                 writer.u8(entry.argument)
-                current = entry.next
             }
         }
     }
 
     static func decode(from reader: inout ByteReader, chunkCapacity: Int, lastSequence: UInt64) throws -> EventLedger {
         let ledger = EventLedger(eventId: try reader.string(maxBytes: 128), chunkCapacity: chunkCapacity)
-        let ticketCount = try reader.count()
+        let ticketCount = try reader.count(minimumItemBytes: 17)
         var records: [DeltaRecord] = []
         var devices: [UInt64] = []
+        var entries: [HistoryEntry] = []
         for _ in 0..<ticketCount {
-            let ticketId = try reader.string(maxBytes: 128)
+            let key = Hash128(low: try reader.u64(), high: try reader.u64())
             let entryCount = try reader.count(minimumItemBytes: 26)
-            guard entryCount > 0, ledger.ticketNumbers[ticketId] == nil else {
-                throw ByteReader.Malformed(offset: reader.offset, reason: "ticket \(ticketId) repeated or without history")
+            guard entryCount > 0 else {
+                throw ByteReader.Malformed(offset: reader.offset, reason: "a ticket without history")
             }
             var fold = TicketFold()
             devices.removeAll(keepingCapacity: true)
+            entries.removeAll(keepingCapacity: true)
             var previousMask: UInt64 = 0
             var previousKey: (Int64, UInt64)? = nil
-            var entries: [HistoryEntry] = []
-            entries.reserveCapacity(entryCount)
             for _ in 0..<entryCount {
                 let occurredAt = try reader.i64()
                 let sequence = try reader.u64()
@@ -120,7 +113,7 @@ extension EventLedger {
                     throw ByteReader.Malformed(offset: reader.offset, reason: "unknown history kind \(rawKind)")
                 }
                 guard sequence <= lastSequence, previousKey.map({ $0 < (occurredAt, sequence) }) ?? true else {
-                    throw ByteReader.Malformed(offset: reader.offset, reason: "history of \(ticketId) out of order")
+                    throw ByteReader.Malformed(offset: reader.offset, reason: "a ticket history out of order")
                 }
                 previousKey = (occurredAt, sequence)
                 fold.apply(kind: kind, argument: argument, device: device, devices: &devices)
@@ -129,10 +122,12 @@ extension EventLedger {
                                            minus: previousMask & ~mask, plus: mask & ~previousMask,
                                            action: TicketFold.actionSlot(kind: kind, argument: argument)))
                 previousMask = mask
-                entries.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, device: device,
-                                            maskAfter: mask, next: -1, kind: kind, argument: argument))
+                entries.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, kind: kind, argument: argument,
+                                            device: device, maskAfter: mask))
             }
-            ledger.adoptTicket(ticketId, entries: entries)
+            guard ledger.adoptTicket(key, entries: entries) else {
+                throw ByteReader.Malformed(offset: reader.offset, reason: "a ticket appears twice")
+            }
         }
         records.sort { $0.precedes(occurredAt: $1.occurredAt, sequence: $1.sequence) }
         ledger.adoptDeltas(DeltaIndex(sortedRecords: records, chunkCapacity: chunkCapacity))

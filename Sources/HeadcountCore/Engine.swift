@@ -25,7 +25,9 @@ public final class Engine {
     public let configuration: EngineConfiguration
     var ledgers: [String: EventLedger] = [:]
     var idempotencyKeys = IdempotencyKeys()
-    private var scratchDevices: [UInt64] = []
+    /// The last ledger used: a feed is mostly a few events, so this skips most lookups.
+    private var cachedLedger: EventLedger?
+    private var ledgersPendingPublish: [EventLedger] = []
 
     /// The sequence of the last applied event (0 before any).
     public internal(set) var lastAppliedSequence: UInt64 = 0
@@ -52,17 +54,31 @@ public final class Engine {
         let ledger = self.ledger(for: event.eventId)
         if event.kind.isTicketOrPass {
             let (argument, device) = event.historyArgument
-            ledger.apply(kind: event.kind, ticketId: event.ticketId, occurredAt: event.occurredAt, sequence: sequence,
-                         argument: argument, device: device, devices: &scratchDevices)
+            if !ledger.isPublishPending { ledgersPendingPublish.append(ledger) }
+            ledger.apply(kind: event.kind, ticket: Hash128.hash(event.ticketId), occurredAt: event.occurredAt,
+                         sequence: sequence, argument: argument, device: device)
         }
         lastAppliedSequence = sequence
         appliedEventCount += 1
     }
 
+    /// Publishes the live counters of every event changed since the last call, for readers
+    /// on other threads (`publishedCounters(eventId:)`). Call after each applied batch.
+    public func publish() {
+        for ledger in ledgersPendingPublish { ledger.publish() }
+        ledgersPendingPublish.removeAll(keepingCapacity: true)
+    }
+
     private func ledger(for eventId: String) -> EventLedger {
-        if let ledger = ledgers[eventId] { return ledger }
-        let ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot)
-        ledgers[eventId] = ledger
+        if let cachedLedger, cachedLedger.eventId == eventId { return cachedLedger }
+        let ledger: EventLedger
+        if let existing = ledgers[eventId] {
+            ledger = existing
+        } else {
+            ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot)
+            ledgers[eventId] = ledger
+        }
+        cachedLedger = ledger
         return ledger
     }
 

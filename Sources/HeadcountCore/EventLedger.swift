@@ -1,30 +1,60 @@
 /// Everything the engine knows about one event (show, match) for its statistics: its tickets,
 /// each ticket's own history (kept so a late event can re-derive that ticket alone), and the
 /// delta index its point-in-time answers come from.
+///
+/// Memory: a ticket costs one `FingerprintMap` slot (16 + 4 bytes, 1.4–2.9 slots per
+/// ticket) plus its head and tail (8 bytes); each ticket or pass event costs a 32-byte
+/// history entry and a 24-byte delta record.
 final class EventLedger {
     /// One ticket or pass event in a ticket's history. Entries of one ticket form a singly
-    /// linked list through `next`, sorted by (occurredAt, sequence).
+    /// linked list through `next`, sorted by (occurredAt, sequence). 32 bytes.
     struct HistoryEntry {
         var occurredAt: Int64
         var sequence: UInt64
-        /// Hash of `deviceId` for downloads and log-outs, else 0.
-        var device: UInt64
-        /// The ticket's contribution mask right after this entry.
-        var maskAfter: UInt64
+        /// The device hash for downloads and log-outs; the argument byte for other kinds.
+        var payload: UInt64
         var next: Int32
-        var kind: FeedEventKind
-        var argument: UInt8
+        /// Bits 0–26: the ticket's contribution mask right after this entry; 27–31: kind code.
+        var packed: UInt32
+
+        init(occurredAt: Int64, sequence: UInt64, kind: FeedEventKind, argument: UInt8, device: UInt64, maskAfter: UInt64) {
+            self.occurredAt = occurredAt
+            self.sequence = sequence
+            payload = EventLedger.isDeviceKind(kind) ? device : UInt64(argument)
+            next = -1
+            packed = UInt32(truncatingIfNeeded: maskAfter) | (UInt32(EventLedger.kindCode[Int(kind.rawValue)]) << 27)
+        }
+
+        @inline(__always) var maskAfter: UInt64 { UInt64(packed & 0x07ff_ffff) }
+        @inline(__always) mutating func setMaskAfter(_ mask: UInt64) { packed = (packed & ~0x07ff_ffff) | UInt32(truncatingIfNeeded: mask) }
+        @inline(__always) var kind: FeedEventKind { EventLedger.kindOfCode[Int(packed >> 27)] }
+        @inline(__always) var argument: UInt8 { EventLedger.isDeviceKind(kind) ? 0 : UInt8(truncatingIfNeeded: payload) }
+        @inline(__always) var device: UInt64 { EventLedger.isDeviceKind(kind) ? payload : 0 }
     }
 
+    @inline(__always)
+    static func isDeviceKind(_ kind: FeedEventKind) -> Bool { kind == .ticketDownloaded || kind == .ticketLoggedOut }
+
+    /// Ticket and pass kinds numbered 0–17 to fit five bits.
+    static let kindOfCode: [FeedEventKind] = FeedEventKind.allCases.filter(\.isTicketOrPass)
+    static let kindCode: [UInt8] = {
+        var table = Array(repeating: UInt8(31), count: 256)
+        for (code, kind) in kindOfCode.enumerated() { table[Int(kind.rawValue)] = UInt8(code) }
+        return table
+    }()
+
     let eventId: String
-    /// Ticket id → ticket number (an index into `ticketHeads` / `ticketTails`).
-    private(set) var ticketNumbers: [String: Int32] = [:]
+    /// Ticket fingerprint (Hash128 of the ticketId) → ticket number.
+    private(set) var ticketNumbers = FingerprintMap<Int32>(capacity: 64, emptyValue: -1)
     private(set) var ticketHeads: [Int32] = []
     private(set) var ticketTails: [Int32] = []
     private(set) var history: [HistoryEntry] = []
     private(set) var deltas: DeltaIndex
-    /// The counters with everything applied, readable from any thread.
+    /// The counters with everything applied, readable from any thread (see `publish`).
     let published = PublishedCounters()
+    /// Whether `published` lags behind `deltas`.
+    var isPublishPending = false
+    private var scratchDevices: [UInt64] = []
 
     init(eventId: String, chunkCapacity: Int) {
         self.eventId = eventId
@@ -34,45 +64,50 @@ final class EventLedger {
     var ticketCount: Int { ticketHeads.count }
 
     /// Applies one ticket or pass event. O(events of this ticket) for the re-fold, plus the
-    /// delta index's cost (see `DeltaIndex`). `devices` is scratch space reused across calls.
-    func apply(kind: FeedEventKind, ticketId: String, occurredAt: Int64, sequence: UInt64,
-               argument: UInt8, device: UInt64, devices: inout [UInt64]) {
-        let ticket: Int
-        if let number = ticketNumbers[ticketId] {
-            ticket = Int(number)
-        } else {
-            ticket = ticketHeads.count
-            precondition(ticket < Int(Int32.max), "ticket numbers are 32-bit")
-            ticketNumbers[ticketId] = Int32(ticket)
+    /// delta index's cost (see `DeltaIndex`).
+    func apply(kind: FeedEventKind, ticket ticketKey: Hash128, occurredAt: Int64, sequence: UInt64,
+               argument: UInt8, device: UInt64) {
+        let nextNumber = Int32(ticketHeads.count)
+        let (number, isNew) = ticketNumbers.insertIfAbsent(ticketKey, nextNumber)
+        let ticket = Int(number)
+        if isNew {
+            precondition(nextNumber < Int32.max, "ticket numbers are 32-bit per event")
             ticketHeads.append(-1)
             ticketTails.append(-1)
         }
-        let entry = Int32(history.count)
         precondition(history.count < Int(Int32.max), "history entries are 32-bit per event")
-        history.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, device: device, maskAfter: 0,
-                                    next: -1, kind: kind, argument: argument))
+        let entry = Int32(history.count)
+        history.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, kind: kind, argument: argument,
+                                    device: device, maskAfter: 0))
         link(entry, into: ticket)
         refold(ticket: ticket, inserted: entry)
+        isPublishPending = true
+    }
+
+    /// Publishes the live counters for readers on other threads.
+    func publish() {
         published.publish(deltas.live, updatedAt: deltas.recordCount > 0 ? deltas.latestOccurredAt : nil)
+        isPublishPending = false
     }
 
     /// Inserts the entry into the ticket's sorted list. O(1) when it is the ticket's latest.
     private func link(_ entry: Int32, into ticket: Int) {
-        let key = (history[Int(entry)].occurredAt, history[Int(entry)].sequence)
+        let time = history[Int(entry)].occurredAt
+        let sequence = history[Int(entry)].sequence
         let tail = ticketTails[ticket]
         if tail < 0 {
             ticketHeads[ticket] = entry
             ticketTails[ticket] = entry
             return
         }
-        if !precedes(key, tail) {
+        if !isBefore(time, sequence, entry: tail) {
             history[Int(tail)].next = entry
             ticketTails[ticket] = entry
             return
         }
         var previous: Int32 = -1
         var current = ticketHeads[ticket]
-        while current >= 0 && precedes((history[Int(current)].occurredAt, history[Int(current)].sequence), entry) {
+        while current >= 0 && !isBefore(time, sequence, entry: current) {
             previous = current
             current = history[Int(current)].next
         }
@@ -80,10 +115,11 @@ final class EventLedger {
         if previous < 0 { ticketHeads[ticket] = entry } else { history[Int(previous)].next = entry }
     }
 
+    /// Whether (time, sequence) sorts before the entry.
     @inline(__always)
-    private func precedes(_ key: (Int64, UInt64), _ entry: Int32) -> Bool {
+    private func isBefore(_ time: Int64, _ sequence: UInt64, entry: Int32) -> Bool {
         let other = history[Int(entry)]
-        return key.0 < other.occurredAt || (key.0 == other.occurredAt && key.1 < other.sequence)
+        return time < other.occurredAt || (time == other.occurredAt && sequence < other.sequence)
     }
 
     /// Re-derives the ticket's contributions from its history, inserts the new entry's delta
@@ -99,13 +135,14 @@ final class EventLedger {
         var current = ticketHeads[ticket]
         while current >= 0 {
             let entry = history[Int(current)]
-            fold.apply(kind: entry.kind, argument: entry.argument, device: entry.device, devices: &devices)
+            let kind = entry.kind
+            fold.apply(kind: kind, argument: entry.argument, device: entry.device, devices: &devices)
             let mask = fold.contribution(deviceCount: devices.count)
             if current == inserted {
                 deltas.insert(DeltaRecord(occurredAt: entry.occurredAt, sequence: entry.sequence,
                                           minus: newPrevious & ~mask, plus: mask & ~newPrevious,
-                                          action: TicketFold.actionSlot(kind: entry.kind, argument: entry.argument)))
-                history[Int(current)].maskAfter = mask
+                                          action: TicketFold.actionSlot(kind: kind, argument: entry.argument)))
+                history[Int(current)].setMaskAfter(mask)
                 newPrevious = mask
                 passedInserted = true
             } else if !passedInserted {
@@ -120,7 +157,7 @@ final class EventLedger {
                     if oldMinus != newMinus || oldPlus != newPlus {
                         deltas.update(occurredAt: entry.occurredAt, sequence: entry.sequence, minus: newMinus, plus: newPlus)
                     }
-                    history[Int(current)].maskAfter = mask
+                    history[Int(current)].setMaskAfter(mask)
                 }
                 oldPrevious = oldMask
                 newPrevious = mask
@@ -129,12 +166,36 @@ final class EventLedger {
         }
     }
 
-    private var scratchDevices: [UInt64] = []
+    /// The statistics at `instant`.
+    func statistics(at instant: Int64) -> EventStatistics {
+        let (counters, updatedAt) = deltas.counters(at: instant)
+        return EventStatistics(eventId: eventId, counters: counters, updatedAt: updatedAt)
+    }
 
-    /// Adds a ticket whose entries are sorted and whose `maskAfter`s are folded (snapshot load).
-    func adoptTicket(_ ticketId: String, entries: [HistoryEntry]) {
+    // MARK: - Snapshot support
+
+    /// Every ticket's fingerprint with its entries in order.
+    func forEachTicket(_ body: (Hash128, [HistoryEntry]) -> Void) {
+        var tickets: [(Hash128, Int32)] = []
+        tickets.reserveCapacity(ticketCount)
+        ticketNumbers.forEach { key, number in tickets.append((key, number)) }
+        tickets.sort { $0.1 < $1.1 }
+        var entries: [HistoryEntry] = []
+        for (key, number) in tickets {
+            entries.removeAll(keepingCapacity: true)
+            var current = ticketHeads[Int(number)]
+            while current >= 0 {
+                entries.append(history[Int(current)])
+                current = history[Int(current)].next
+            }
+            body(key, entries)
+        }
+    }
+
+    /// Adds a ticket whose entries are sorted and folded (snapshot load). False if repeated.
+    func adoptTicket(_ key: Hash128, entries: [HistoryEntry]) -> Bool {
         let number = Int32(ticketHeads.count)
-        ticketNumbers[ticketId] = number
+        guard ticketNumbers.insertIfAbsent(key, number).inserted else { return false }
         let first = Int32(history.count)
         for (offset, entry) in entries.enumerated() {
             var entry = entry
@@ -143,17 +204,12 @@ final class EventLedger {
         }
         ticketHeads.append(first)
         ticketTails.append(first + Int32(entries.count - 1))
+        return true
     }
 
     /// Installs a delta index rebuilt from the tickets' records (snapshot load).
     func adoptDeltas(_ index: DeltaIndex) {
         deltas = index
-        published.publish(deltas.live, updatedAt: deltas.recordCount > 0 ? deltas.latestOccurredAt : nil)
-    }
-
-    /// The statistics at `instant`.
-    func statistics(at instant: Int64) -> EventStatistics {
-        let (counters, updatedAt) = deltas.counters(at: instant)
-        return EventStatistics(eventId: eventId, counters: counters, updatedAt: updatedAt)
+        publish()
     }
 }

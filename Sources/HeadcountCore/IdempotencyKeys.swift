@@ -1,30 +1,25 @@
-import DequeModule
-
 /// The set of accepted feed `id`s, remembered for a window after their first acceptance
-/// (SPEC §2). Each id is kept as a 128-bit fingerprint with its arrival time; a FIFO in
-/// arrival order lets expiry drop the oldest in O(1) each.
+/// (SPEC §2). Each id is kept as a 128-bit fingerprint with its arrival time in a
+/// `FingerprintMap` (no per-id heap object). Expiry is a sweep that rebuilds the map, run at
+/// most once per `sweepIntervalMilliseconds` of advancing cutoff, so an id is remembered for
+/// at least the window and at most the window plus one interval.
 struct IdempotencyKeys {
-    private(set) var arrivals: [Hash128: Int64] = [:]
-    private var order: Deque<(key: Hash128, arrival: Int64)> = []
+    private(set) var arrivals = FingerprintMap<Int64>(capacity: 1024, emptyValue: 0)
+    private var lastSweepCutoff = Int64.min
+    static let sweepIntervalMilliseconds: Int64 = 3_600_000
 
     var count: Int { arrivals.count }
 
-    /// True and remembered if `id` is new; false for a duplicate.
+    /// True and remembered if the key is new; false for a duplicate.
+    @inline(__always)
     mutating func admit(_ key: Hash128, arrivalMilliseconds: Int64) -> Bool {
-        if arrivals[key] != nil { return false }
-        arrivals[key] = arrivalMilliseconds
-        order.append((key, arrivalMilliseconds))
-        return true
+        arrivals.insertIfAbsent(key, arrivalMilliseconds).inserted
     }
 
-    /// Forgets every key that arrived before `cutoff`. O(keys forgotten).
+    /// Forgets keys that arrived before `cutoff`, at most once per sweep interval. O(keys).
     mutating func expire(arrivedBefore cutoff: Int64) {
-        while let first = order.first, first.arrival < cutoff {
-            order.removeFirst()
-            if arrivals[first.key] == first.arrival { arrivals[first.key] = nil }
-        }
+        guard lastSweepCutoff == Int64.min || cutoff - lastSweepCutoff >= IdempotencyKeys.sweepIntervalMilliseconds else { return }
+        lastSweepCutoff = cutoff
+        arrivals.removeAll { _, arrival in arrival < cutoff }
     }
-
-    /// Every key with its arrival, oldest first (for snapshots).
-    var keysInArrivalOrder: Deque<(key: Hash128, arrival: Int64)> { order }
 }

@@ -1,10 +1,10 @@
 /// A ticket's state at one instant, folded from its own events in (occurredAt, sequence)
 /// order (SPEC §3), and the contribution that state makes to its event's counters.
 ///
-/// The contribution of a ticket is a bit mask over `StatisticsCounter` slots: bit `i` set
-/// means the ticket adds 1 to counter `i`. Only counters that describe a ticket's *state* are
-/// ever set in a mask; counters that count *actions* (wallet actions, transfer operations)
-/// are carried by a `DeltaRecord`'s action slot instead.
+/// The contribution of a ticket is a bit mask over the 27 *state* counters (`StateBit`): bit
+/// set means the ticket adds 1 to that counter. Counters that count *actions* (wallet
+/// actions, transfer operations) are never in a mask; a `DeltaRecord`'s action slot carries
+/// them instead.
 struct TicketFold {
     var exists = false
     var isDeleted = false
@@ -97,7 +97,7 @@ struct TicketFold {
     }
 
     @inline(__always)
-    static func bit(_ counter: StatisticsCounter) -> UInt64 { 1 << UInt64(counter.rawValue) }
+    static func bit(_ counter: StatisticsCounter) -> UInt64 { 1 << UInt64(StateBit.bitOfCounter[counter.rawValue]) }
 
     private static let iosStatusBits: [UInt64] = [
         0, bit(.iosPassActive), bit(.iosPassInactive), bit(.iosPassExpired), bit(.iosPassDeleted),
@@ -124,6 +124,30 @@ struct TicketFold {
         }
         return counter.map { UInt8($0.rawValue) } ?? DeltaRecord.noAction
     }
+}
+
+/// The counters a ticket's state can add to, numbered 0–26 for contribution masks.
+enum StateBit {
+    static let counters: [StatisticsCounter] = [
+        .totalTickets, .validTickets, .deletedTickets, .downloadedTickets, .notDownloadedTickets,
+        .neverDownloadedTickets, .pendingTransferTickets, .controlledTickets, .activatedTickets,
+        .offlineActivatedTickets, .manualActivatedTickets, .notActivatedTickets, .transferredOnce,
+        .transferredTwice, .transferred3Times, .transferred4PlusTimes, .neverTransferred,
+        .iosPassControlled, .iosPassActive, .iosPassInactive, .iosPassExpired, .iosPassDeleted,
+        .androidPassControlled, .androidPassActive, .androidPassInactive, .androidPassExpired, .androidPassDeleted,
+    ]
+    static let count = 27
+    static let allBits: UInt64 = (1 << 27) - 1
+
+    /// Counter slot of each state bit.
+    static let slotOfBit: [Int] = counters.map(\.rawValue)
+
+    /// State bit of each counter slot (-1 for action counters).
+    static let bitOfCounter: [Int] = {
+        var table = Array(repeating: -1, count: StatisticsCounter.count)
+        for (bit, counter) in counters.enumerated() { table[counter.rawValue] = bit }
+        return table
+    }()
 }
 
 /// The one-byte argument of a pass history entry: platform (bits 0–1), status (bits 2–4),

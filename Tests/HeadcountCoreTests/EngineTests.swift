@@ -12,6 +12,7 @@ final class EngineTests: XCTestCase {
         guard engine.admit(id: id, arrivalMilliseconds: 0) else { return }
         engine.apply(FeedEvent(id: id, kind: kind, eventId: event, ticketId: ticket, occurredAt: time, details: details),
                      sequence: sequence)
+        engine.publish()
     }
 
     func testLateDeletionCorrectsLaterAnswers() {

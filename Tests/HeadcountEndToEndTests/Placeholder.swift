@@ -1,5 +1,0 @@
-import XCTest
-
-final class HeadcountEndToEndTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
