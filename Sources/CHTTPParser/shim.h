@@ -10,5 +10,7 @@ static inline unsigned int hc_http_parser_status_code(const http_parser *p) { re
 static inline unsigned short hc_http_parser_major(const http_parser *p) { return p->http_major; }
 static inline unsigned short hc_http_parser_minor(const http_parser *p) { return p->http_minor; }
 static inline unsigned int hc_http_parser_upgrade(const http_parser *p) { return p->upgrade; }
+static inline unsigned int hc_http_parser_flags(const http_parser *p) { return p->flags; }
+static inline void hc_http_parser_clear_upgrade(http_parser *p) { p->upgrade = 0; }
 
 #endif

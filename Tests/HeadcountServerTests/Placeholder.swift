@@ -1,5 +1,0 @@
-import XCTest
-
-final class HeadcountServerTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
