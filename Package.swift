@@ -91,11 +91,12 @@ let package = Package(
             ],
             path: "Benchmarks/HeadcountBenchmarks"
         ),
-        .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore"]),
+        .target(name: "HeadcountTestSupport", dependencies: ["HeadcountCore"], path: "Tests/HeadcountTestSupport"),
+        .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
         .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore"]),
         .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore"]),
-        .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore"]),
+        .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

@@ -1,0 +1,100 @@
+import Foundation
+import HeadcountCore
+import HeadcountTestSupport
+import XCTest
+
+/// SIGKILL the real server while feed batches are in flight, restart it on the same data
+/// directory, and check SPEC §2's promise: every acknowledged event is there, nothing is
+/// counted twice, and once the producer retries what was not acknowledged the answers equal
+/// the reference model's.
+final class CrashRecoveryEndToEndTests: XCTestCase {
+    /// Thread-safe record of which batches were acknowledged.
+    final class Outcomes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var acknowledged = Set<Int>()
+        func acknowledge(_ batch: Int) { lock.lock(); acknowledged.insert(batch); lock.unlock() }
+        var all: Set<Int> { lock.lock(); defer { lock.unlock() }; return acknowledged }
+    }
+
+    func testKillDuringInFlightBatchesLosesNothingAcknowledged() throws {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+        print("CrashRecoveryEndToEndTests HEADCOUNT_TEST_SEED=\(seed)")
+        // Every event at its own millisecond, so the answer cannot depend on arrival order.
+        let events = TestFeeds.uniqueTimeFeed(seed: seed, count: 4_000, eventIds: ["E1", "E2"], tickets: 300,
+                                                  base: E2E.base)
+        let batches = stride(from: 0, to: events.count, by: 40).map { Array(events[$0..<min($0 + 40, events.count)]) }
+
+        let server = try ServerProcess(extraArguments: ["--fsync", "on", "--snapshot-every-events", "1500"])
+        defer { server.terminate(); server.removeData() }
+        try server.start()
+
+        // Four producers send batches concurrently; the test kills the server mid-stream.
+        let outcomes = Outcomes()
+        let port = server.port
+        let producers = (0..<4).map { producer in
+            Thread {
+                guard let client = try? TestHTTPClient(port: port, timeoutSeconds: 10) else { return }
+                for batch in stride(from: producer, to: batches.count, by: 4) {
+                    let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
+                    guard let response = try? client.request("POST", "/v1/feed", key: ServerProcess.feedKey,
+                                                             contentType: "application/x-ndjson", body: body) else { return }
+                    if response.status == 200 { outcomes.acknowledge(batch) } else { return }
+                }
+            }
+        }
+        producers.forEach { $0.start() }
+        while outcomes.all.count < batches.count / 3 { usleep(1_000) }
+        server.kill()
+        while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
+        let acknowledged = outcomes.all
+        XCTAssertLessThan(acknowledged.count, batches.count, "the kill must interrupt the feed for this test to mean anything")
+
+        try server.start()
+        let client = try server.client()
+        // Every acknowledged batch is already there: re-sending it adds nothing.
+        for batch in acknowledged.sorted() {
+            let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
+            let result = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: body).jsonObject()
+            XCTAssertEqual(result["accepted"] as? Int, 0, "acknowledged batch \(batch) was lost (seed \(seed))")
+            XCTAssertEqual(result["duplicates"] as? Int, batches[batch].count)
+        }
+        // The producer retries everything that was not acknowledged.
+        for batch in 0..<batches.count where !acknowledged.contains(batch) {
+            let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
+            let response = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: body)
+            XCTAssertEqual(response.status, 200, response.text)
+        }
+        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+
+        // And once more through a clean restart (snapshot + WAL).
+        XCTAssertEqual(server.terminate(), 0)
+        try server.start()
+        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+    }
+
+    private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
+        let model = ReferenceModel()
+        for (offset, event) in events.enumerated() where model.admit(id: event.id, arrivalMilliseconds: 0) {
+            model.apply(event, sequence: UInt64(offset + 1))
+        }
+        let client = try server.client()
+        let times = events.map(\.occurredAt).sorted()
+        let instants = [times.first! - 1, times.first!] + stride(from: 0, to: times.count, by: max(1, times.count / 25)).map { times[$0] } + [times.last!, times.last! + 60_000]
+        for instant in instants {
+            let response = try client.request("GET", E2E.statisticsPath(["E1", "E2"], at: Timestamp.format(milliseconds: instant)),
+                                              key: ServerProcess.adminKey)
+            let answers = E2E.counters(response)
+            XCTAssertEqual(answers.count, 2)
+            for answer in answers {
+                let eventId = answer["eventId"] as? String ?? "?"
+                guard let expected = model.statistics(eventId: eventId, at: instant) else { return XCTFail("model lacks \(eventId)") }
+                for counter in StatisticsCounter.allCases {
+                    XCTAssertEqual(answer[counter.fieldName] as? Int, Int(expected[counter]),
+                                   "\(eventId) \(counter.fieldName) at \(instant) (HEADCOUNT_TEST_SEED=\(seed))")
+                }
+                let updatedAt = answer["updatedAt"] as? String
+                XCTAssertEqual(updatedAt, expected.updatedAt.map { Timestamp.format(milliseconds: $0) }, "updatedAt at \(instant)")
+            }
+        }
+    }
+}
