@@ -1,5 +1,0 @@
-import XCTest
-
-final class HeadcountFeedTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
