@@ -58,6 +58,9 @@ private let closeCallback: uv_close_cb = { handle in
 
 /// One TCP connection: parses requests, hands them to the handler, writes responses in request order.
 /// Lives on the loop thread; its uv_tcp_t holds the only long-lived strong reference (released on close).
+///
+/// Stored properties are `@exclusivity(unchecked)`: only the loop thread touches them, and dynamic exclusivity
+/// checks were a large share of the instructions per request (TOOLCHAIN.md).
 final class HTTPConnection {
     private enum SlotContent {
         case pending
@@ -81,50 +84,50 @@ final class HTTPConnection {
     private let writeRequest: UnsafeMutablePointer<uv_write_t>
     private let shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>
     /// Index in the server's connection list (-1 once closing).
-    var listIndex = -1
+    @exclusivity(unchecked) var listIndex = -1
 
     // The request being parsed.
-    private var inRequest = false
-    private var requestStartedAt: UInt64 = 0
-    private var headerBytes = 0
-    private var url: [UInt8] = []
-    private var fieldBuffer: [UInt8] = []
-    private var valueBuffer: [UInt8] = []
-    private var lastCallbackWasValue = false
+    @exclusivity(unchecked) private var inRequest = false
+    @exclusivity(unchecked) private var requestStartedAt: UInt64 = 0
+    @exclusivity(unchecked) private var headerBytes = 0
+    @exclusivity(unchecked) private var url: [UInt8] = []
+    @exclusivity(unchecked) private var fieldBuffer: [UInt8] = []
+    @exclusivity(unchecked) private var valueBuffer: [UInt8] = []
+    @exclusivity(unchecked) private var lastCallbackWasValue = false
     /// After on_headers_complete, header callbacks carry chunked trailers: counted, not kept.
-    private var headersDone = false
-    private var headers: [(name: String, value: String)] = []
-    private var body: [UInt8] = []
-    private var method = HTTPMethod.get
-    private var path = ""
-    private var query = ""
-    private var keepAlive = true
-    private var isHead = false
-    private var httpMajor = 1
-    private var httpMinor = 1
+    @exclusivity(unchecked) private var headersDone = false
+    @exclusivity(unchecked) private var headers: [(name: String, value: String)] = []
+    @exclusivity(unchecked) private var body: [UInt8] = []
+    @exclusivity(unchecked) private var method = HTTPMethod.get
+    @exclusivity(unchecked) private var path = ""
+    @exclusivity(unchecked) private var query = ""
+    @exclusivity(unchecked) private var keepAlive = true
+    @exclusivity(unchecked) private var isHead = false
+    @exclusivity(unchecked) private var httpMajor = 1
+    @exclusivity(unchecked) private var httpMinor = 1
 
     // Responses, in request order. slots[slotHead] has sequence number headSequence.
-    private var slots: [Slot] = []
-    private var slotHead = 0
-    private var headSequence: UInt64 = 0
-    private var unanswered = 0
-    private var staging = HTTPOutputBuffer()
-    private var writing = HTTPOutputBuffer()
-    private var writeInFlight = false
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var slotHead = 0
+    @exclusivity(unchecked) private var headSequence: UInt64 = 0
+    @exclusivity(unchecked) private var unanswered = 0
+    @exclusivity(unchecked) private var staging = HTTPOutputBuffer()
+    @exclusivity(unchecked) private var writing = HTTPOutputBuffer()
+    @exclusivity(unchecked) private var writeInFlight = false
 
     // Life cycle.
-    private var closing = false
-    private var noMoreRequests = false
-    private var closeWhenFlushed = false
-    private var peerEOF = false
-    private var shutdownIssued = false
-    private var lingerDeadline: UInt64 = 0
-    private var forceCloseDeadline: UInt64 = 0
-    private var isReading = false
-    private var parserPaused = false
-    private var backlog: [UInt8] = []
-    private var inParse = false
-    private var lastActivity: UInt64
+    @exclusivity(unchecked) private var closing = false
+    @exclusivity(unchecked) private var noMoreRequests = false
+    @exclusivity(unchecked) private var closeWhenFlushed = false
+    @exclusivity(unchecked) private var peerEOF = false
+    @exclusivity(unchecked) private var shutdownIssued = false
+    @exclusivity(unchecked) private var lingerDeadline: UInt64 = 0
+    @exclusivity(unchecked) private var forceCloseDeadline: UInt64 = 0
+    @exclusivity(unchecked) private var isReading = false
+    @exclusivity(unchecked) private var parserPaused = false
+    @exclusivity(unchecked) private var backlog: [UInt8] = []
+    @exclusivity(unchecked) private var inParse = false
+    @exclusivity(unchecked) private var lastActivity: UInt64
 
     init(server: HTTPServer, tcp: UnsafeMutablePointer<uv_tcp_t>, now: UInt64) {
         self.server = server

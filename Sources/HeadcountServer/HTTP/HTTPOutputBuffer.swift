@@ -3,9 +3,9 @@ import Glibc
 /// A growable byte buffer in malloc'd memory with a stable address while nothing is appended:
 /// the bytes handed to `uv_write` stay valid until its callback.
 final class HTTPOutputBuffer {
-    private(set) var base: UnsafeMutablePointer<UInt8>?
-    var count = 0
-    private(set) var capacity = 0
+    @exclusivity(unchecked) private(set) var base: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) var count = 0
+    @exclusivity(unchecked) private(set) var capacity = 0
 
     init() {}
 

@@ -15,10 +15,10 @@ final class HTTPServer {
     let logger: Logger
 
     // Counters the caller can export.
-    private(set) var requestsTotal = 0
-    private(set) var protocolErrorsTotal = 0
-    private(set) var connectionsAcceptedTotal = 0
-    private(set) var connectionsRejectedTotal = 0
+    @exclusivity(unchecked) private(set) var requestsTotal = 0
+    @exclusivity(unchecked) private(set) var protocolErrorsTotal = 0
+    @exclusivity(unchecked) private(set) var connectionsAcceptedTotal = 0
+    @exclusivity(unchecked) private(set) var connectionsRejectedTotal = 0
 
     var connectionCount: Int { connections.count }
 
@@ -27,19 +27,19 @@ final class HTTPServer {
     let readBuffer: UnsafeMutablePointer<UInt8>
     let readBufferSize: Int
 
-    private var listeners: [UnsafeMutablePointer<uv_tcp_t>] = []
+    @exclusivity(unchecked) private var listeners: [UnsafeMutablePointer<uv_tcp_t>] = []
     private var sweepTimer: UnsafeMutablePointer<uv_timer_t>?
-    private(set) var connections: [HTTPConnection] = []
-    private var openHandles = 0
-    private(set) var isClosing = false
-    private var closeCompletions: [() -> Void] = []
+    @exclusivity(unchecked) private(set) var connections: [HTTPConnection] = []
+    @exclusivity(unchecked) private var openHandles = 0
+    @exclusivity(unchecked) private(set) var isClosing = false
+    @exclusivity(unchecked) private var closeCompletions: [() -> Void] = []
 
     private let requestIdPrefix: [UInt8]
-    private var requestCounter: UInt64 = 0
+    @exclusivity(unchecked) private var requestCounter: UInt64 = 0
 
     /// "Date: ...\r\n", refreshed by the sweep timer.
-    private(set) var dateHeaderLine: [UInt8] = []
-    private var dateHeaderSecond = 0
+    @exclusivity(unchecked) private(set) var dateHeaderLine: [UInt8] = []
+    @exclusivity(unchecked) private var dateHeaderSecond = 0
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: HTTPServerLimits, handler: HTTPRequestHandler, logger: Logger) {
         self.loop = loop
