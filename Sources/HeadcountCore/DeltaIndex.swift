@@ -38,17 +38,15 @@ extension CounterVector {
     /// Adds (`sign` = 1) or removes (`sign` = -1) a change. O(bits set).
     @inline(__always)
     mutating func apply(minus: UInt64, plus: UInt64, action: UInt8, sign: Int64) {
-        StateBit.slotOfBit.withUnsafeBufferPointer { slots in
-            var bits = minus
-            while bits != 0 {
-                self[slots[bits.trailingZeroBitCount]] &-= sign
-                bits &= bits &- 1
-            }
-            bits = plus
-            while bits != 0 {
-                self[slots[bits.trailingZeroBitCount]] &+= sign
-                bits &= bits &- 1
-            }
+        var bits = minus
+        while bits != 0 {
+            self[bits.trailingZeroBitCount] &-= sign
+            bits &= bits &- 1
+        }
+        bits = plus
+        while bits != 0 {
+            self[bits.trailingZeroBitCount] &+= sign
+            bits &= bits &- 1
         }
         if action != DeltaRecord.noAction { self[Int(action)] &+= sign }
     }

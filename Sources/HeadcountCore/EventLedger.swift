@@ -22,12 +22,12 @@ final class EventLedger {
             self.sequence = sequence
             payload = EventLedger.isDeviceKind(kind) ? device : UInt64(argument)
             next = -1
-            packed = UInt32(truncatingIfNeeded: maskAfter) | (UInt32(EventLedger.kindCode[Int(kind.rawValue)]) << 27)
+            packed = UInt32(truncatingIfNeeded: maskAfter) | (UInt32(EventLedger.code(of: kind)) << 27)
         }
 
         @inline(__always) var maskAfter: UInt64 { UInt64(packed & 0x07ff_ffff) }
         @inline(__always) mutating func setMaskAfter(_ mask: UInt64) { packed = (packed & ~0x07ff_ffff) | UInt32(truncatingIfNeeded: mask) }
-        @inline(__always) var kind: FeedEventKind { EventLedger.kindOfCode[Int(packed >> 27)] }
+        @inline(__always) var kind: FeedEventKind { EventLedger.kind(ofCode: UInt8(packed >> 27)) }
         @inline(__always) var argument: UInt8 { EventLedger.isDeviceKind(kind) ? 0 : UInt8(truncatingIfNeeded: payload) }
         @inline(__always) var device: UInt64 { EventLedger.isDeviceKind(kind) ? payload : 0 }
     }
@@ -35,13 +35,16 @@ final class EventLedger {
     @inline(__always)
     static func isDeviceKind(_ kind: FeedEventKind) -> Bool { kind == .ticketDownloaded || kind == .ticketLoggedOut }
 
-    /// Ticket and pass kinds numbered 0–17 to fit five bits.
-    static let kindOfCode: [FeedEventKind] = FeedEventKind.allCases.filter(\.isTicketOrPass)
-    static let kindCode: [UInt8] = {
-        var table = Array(repeating: UInt8(31), count: 256)
-        for (code, kind) in kindOfCode.enumerated() { table[Int(kind.rawValue)] = UInt8(code) }
-        return table
-    }()
+    /// Ticket kinds (raw 1–10) and pass kinds (raw 20–27) numbered 0–17 to fit five bits.
+    @inline(__always)
+    static func code(of kind: FeedEventKind) -> UInt8 {
+        kind.rawValue < 20 ? kind.rawValue - 1 : kind.rawValue - 10
+    }
+
+    @inline(__always)
+    static func kind(ofCode code: UInt8) -> FeedEventKind {
+        FeedEventKind(rawValue: code < 10 ? code + 1 : code + 10)!
+    }
 
     let eventId: String
     /// Ticket fingerprint (Hash128 of the ticketId) → ticket number.

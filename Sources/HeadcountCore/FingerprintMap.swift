@@ -1,13 +1,19 @@
 /// An open-addressing hash map keyed by 128-bit fingerprints (`Hash128`), which are already
 /// uniformly random: the low word picks the slot, no re-hashing. Linear probing, power-of-two
-/// capacity, at most 70% full. The key (0, 0) marks an empty slot, so a fingerprint that is
-/// (0, 0) is stored as (1, 0) — a change with the same 2^-128 odds as any collision.
+/// capacity, at most 70% full; key and value share a slot so a lookup touches one cache line.
+/// The key (0, 0) marks an empty slot, so a fingerprint that is (0, 0) is stored as (1, 0) —
+/// a change with the same 2^-128 odds as any collision.
 ///
 /// Costs: 16 bytes of key + the value per slot, 1.4–2.9 slots per entry. Lookup and insert
 /// O(1) expected; `removeAll(where:)` rebuilds in O(capacity).
 struct FingerprintMap<Value> {
-    private var keys: [Hash128]
-    private var values: [Value]
+    private struct Slot {
+        var low: UInt64
+        var high: UInt64
+        var value: Value
+    }
+
+    private var slots: [Slot]
     private var mask: Int
     private let emptyValue: Value
     private(set) var count = 0
@@ -16,14 +22,10 @@ struct FingerprintMap<Value> {
     init(capacity: Int = 1024, emptyValue: Value) {
         var size = 16
         while size * 7 / 10 < capacity { size *= 2 }
-        keys = Array(repeating: Hash128(low: 0, high: 0), count: size)
-        values = Array(repeating: emptyValue, count: size)
+        slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: size)
         mask = size - 1
         self.emptyValue = emptyValue
     }
-
-    @inline(__always)
-    private func isOccupied(_ index: Int) -> Bool { keys[index].low != 0 || keys[index].high != 0 }
 
     @inline(__always)
     private static func normalized(_ key: Hash128) -> Hash128 {
@@ -31,56 +33,59 @@ struct FingerprintMap<Value> {
     }
 
     @inline(__always)
-    private func slot(of key: Hash128) -> (index: Int, found: Bool) {
-        var index = Int(truncatingIfNeeded: key.low) & mask
-        while true {
-            let stored = keys[index]
-            if stored.low == key.low && stored.high == key.high { return (index, true) }
-            if stored.low == 0 && stored.high == 0 { return (index, false) }
-            index = (index + 1) & mask
+    private func find(_ key: Hash128) -> (index: Int, found: Bool) {
+        slots.withUnsafeBufferPointer { slots in
+            var index = Int(truncatingIfNeeded: key.low) & mask
+            while true {
+                let slot = slots[index]
+                if slot.low == key.low && slot.high == key.high { return (index, true) }
+                if slot.low == 0 && slot.high == 0 { return (index, false) }
+                index = (index + 1) & mask
+            }
         }
     }
 
     subscript(key: Hash128) -> Value? {
         let key = Self.normalized(key)
-        let (index, found) = slot(of: key)
-        return found ? values[index] : nil
+        let (index, found) = find(key)
+        return found ? slots[index].value : nil
     }
 
     /// Inserts if absent; returns the stored value and whether it was inserted.
+    @inline(__always)
     @discardableResult
-    mutating func insertIfAbsent(_ key: Hash128, _ value: @autoclosure () -> Value) -> (value: Value, inserted: Bool) {
+    mutating func insertIfAbsent(_ key: Hash128, _ value: Value) -> (value: Value, inserted: Bool) {
         let key = Self.normalized(key)
-        var (index, found) = slot(of: key)
-        if found { return (values[index], false) }
-        if (count + 1) * 10 > keys.count * 7 {
+        var (index, found) = find(key)
+        if found { return (slots[index].value, false) }
+        if (count + 1) * 10 > slots.count * 7 {
             grow()
-            index = slot(of: key).index
+            index = find(key).index
         }
-        let newValue = value()
-        keys[index] = key
-        values[index] = newValue
+        slots[index] = Slot(low: key.low, high: key.high, value: value)
         count += 1
-        return (newValue, true)
+        return (value, true)
     }
 
     /// Keeps only the entries for which `shouldRemove` is false. O(capacity).
     mutating func removeAll(where shouldRemove: (Hash128, Value) -> Bool) {
         var rebuilt = FingerprintMap(capacity: count, emptyValue: emptyValue)
-        for index in 0..<keys.count where isOccupied(index) && !shouldRemove(keys[index], values[index]) {
-            rebuilt.insertIfAbsent(keys[index], values[index])
+        forEach { key, value in
+            if !shouldRemove(key, value) { rebuilt.insertIfAbsent(key, value) }
         }
         self = rebuilt
     }
 
     /// Every entry, in slot order.
     func forEach(_ body: (Hash128, Value) -> Void) {
-        for index in 0..<keys.count where isOccupied(index) { body(keys[index], values[index]) }
+        for slot in slots where slot.low != 0 || slot.high != 0 {
+            body(Hash128(low: slot.low, high: slot.high), slot.value)
+        }
     }
 
     private mutating func grow() {
-        var bigger = FingerprintMap(capacity: keys.count * 2 * 7 / 10, emptyValue: emptyValue)
-        for index in 0..<keys.count where isOccupied(index) { bigger.insertIfAbsent(keys[index], values[index]) }
+        var bigger = FingerprintMap(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
+        forEach { key, value in bigger.insertIfAbsent(key, value) }
         self = bigger
     }
 }

@@ -1,8 +1,12 @@
 /// The counters of `GET /v1/event-statistics` (SPEC §4), in the order the answer lists them.
 /// The raw value is the counter's slot in a `CounterVector` and, for counters that describe a
 /// ticket's state, its bit in a ticket's contribution mask (see `TicketContribution`).
+///
+/// Slots 0–26 are the *state* counters a ticket's contribution mask can set (its bit `i` is
+/// slot `i`); slots 27–37 count *actions*. `answerOrder` is the order of the JSON answer.
 public enum StatisticsCounter: Int, CaseIterable, Sendable {
-    case totalTickets
+    // State counters (bits of a ticket's contribution mask).
+    case totalTickets = 0
     case validTickets
     case deletedTickets
     case downloadedTickets
@@ -19,46 +23,51 @@ public enum StatisticsCounter: Int, CaseIterable, Sendable {
     case transferred3Times
     case transferred4PlusTimes
     case neverTransferred
-    case totalTransferOperations
-    case iosPassAdded
-    case iosPassSyncAdded
-    case iosPassRemoved
-    case iosPassSyncRemoved
     case iosPassControlled
-    case iosPassInvalidated
-    case iosPassTransferred
     case iosPassActive
     case iosPassInactive
     case iosPassExpired
     case iosPassDeleted
-    case androidPassAdded
-    case androidPassRemoved
     case androidPassControlled
-    case androidPassInvalidated
-    case androidPassTransferred
     case androidPassActive
     case androidPassInactive
     case androidPassExpired
-    case androidPassDeleted
+    case androidPassDeleted = 26
+    // Action counters.
+    case totalTransferOperations = 27
+    case iosPassAdded
+    case iosPassSyncAdded
+    case iosPassRemoved
+    case iosPassSyncRemoved
+    case iosPassInvalidated
+    case iosPassTransferred
+    case androidPassAdded
+    case androidPassRemoved
+    case androidPassInvalidated
+    case androidPassTransferred = 37
 
     public static let count = 38
+    /// Slots below this are state counters.
+    public static let stateCount = 27
 
     /// The JSON field name of the answer.
-    public var fieldName: String { StatisticsCounter.fieldNames[rawValue] }
+    public var fieldName: String { String(describing: self) }
 
-    public static let fieldNames: [String] = [
-        "totalTickets", "validTickets", "deletedTickets", "downloadedTickets",
-        "notDownloadedTickets", "neverDownloadedTickets", "pendingTransferTickets",
-        "controlledTickets", "activatedTickets", "offlineActivatedTickets",
-        "manualActivatedTickets", "notActivatedTickets", "transferredOnce", "transferredTwice",
-        "transferred3Times", "transferred4PlusTimes", "neverTransferred",
-        "totalTransferOperations", "iosPassAdded", "iosPassSyncAdded", "iosPassRemoved",
-        "iosPassSyncRemoved", "iosPassControlled", "iosPassInvalidated", "iosPassTransferred",
-        "iosPassActive", "iosPassInactive", "iosPassExpired", "iosPassDeleted",
-        "androidPassAdded", "androidPassRemoved", "androidPassControlled",
-        "androidPassInvalidated", "androidPassTransferred", "androidPassActive",
-        "androidPassInactive", "androidPassExpired", "androidPassDeleted",
+    /// The order of the fields in an answer: SPEC §4's table.
+    public static let answerOrder: [StatisticsCounter] = [
+        .totalTickets, .validTickets, .deletedTickets, .downloadedTickets, .notDownloadedTickets,
+        .neverDownloadedTickets, .pendingTransferTickets, .controlledTickets, .activatedTickets,
+        .offlineActivatedTickets, .manualActivatedTickets, .notActivatedTickets, .transferredOnce,
+        .transferredTwice, .transferred3Times, .transferred4PlusTimes, .neverTransferred,
+        .totalTransferOperations, .iosPassAdded, .iosPassSyncAdded, .iosPassRemoved, .iosPassSyncRemoved,
+        .iosPassControlled, .iosPassInvalidated, .iosPassTransferred, .iosPassActive, .iosPassInactive,
+        .iosPassExpired, .iosPassDeleted, .androidPassAdded, .androidPassRemoved, .androidPassControlled,
+        .androidPassInvalidated, .androidPassTransferred, .androidPassActive, .androidPassInactive,
+        .androidPassExpired, .androidPassDeleted,
     ]
+
+    /// Field names by slot.
+    public static let fieldNames: [String] = allCases.map(\.fieldName)
 }
 
 /// One value per `StatisticsCounter`, stored inline (no heap allocation).

@@ -91,20 +91,21 @@ struct TicketFold {
         }
         if isIOSPassControlled { mask |= TicketFold.bit(.iosPassControlled) }
         if isAndroidPassControlled { mask |= TicketFold.bit(.androidPassControlled) }
-        if let status = iosPassStatus { mask |= TicketFold.iosStatusBits[Int(status.rawValue)] }
-        if let status = androidPassStatus { mask |= TicketFold.androidStatusBits[Int(status.rawValue)] }
+        // Status raw values are 1...4, in the same order as the counters from ...Active.
+        if let status = iosPassStatus {
+            mask |= 1 << UInt64(StatisticsCounter.iosPassActive.rawValue + Int(status.rawValue) - 1)
+        }
+        if let status = androidPassStatus {
+            mask |= 1 << UInt64(StatisticsCounter.androidPassActive.rawValue + Int(status.rawValue) - 1)
+        }
         return mask
     }
 
     @inline(__always)
-    static func bit(_ counter: StatisticsCounter) -> UInt64 { 1 << UInt64(StateBit.bitOfCounter[counter.rawValue]) }
-
-    private static let iosStatusBits: [UInt64] = [
-        0, bit(.iosPassActive), bit(.iosPassInactive), bit(.iosPassExpired), bit(.iosPassDeleted),
-    ]
-    private static let androidStatusBits: [UInt64] = [
-        0, bit(.androidPassActive), bit(.androidPassInactive), bit(.androidPassExpired), bit(.androidPassDeleted),
-    ]
+    static func bit(_ counter: StatisticsCounter) -> UInt64 {
+        assert(counter.rawValue < StatisticsCounter.stateCount, "only state counters have a mask bit")
+        return 1 << UInt64(counter.rawValue)
+    }
 
     /// The counter an event of this kind counts once as an action (a wallet action or a
     /// successful transfer), or `DeltaRecord.noAction`.
@@ -126,28 +127,10 @@ struct TicketFold {
     }
 }
 
-/// The counters a ticket's state can add to, numbered 0–26 for contribution masks.
+/// The state counters' bits in a contribution mask (bit `i` is counter slot `i`).
 enum StateBit {
-    static let counters: [StatisticsCounter] = [
-        .totalTickets, .validTickets, .deletedTickets, .downloadedTickets, .notDownloadedTickets,
-        .neverDownloadedTickets, .pendingTransferTickets, .controlledTickets, .activatedTickets,
-        .offlineActivatedTickets, .manualActivatedTickets, .notActivatedTickets, .transferredOnce,
-        .transferredTwice, .transferred3Times, .transferred4PlusTimes, .neverTransferred,
-        .iosPassControlled, .iosPassActive, .iosPassInactive, .iosPassExpired, .iosPassDeleted,
-        .androidPassControlled, .androidPassActive, .androidPassInactive, .androidPassExpired, .androidPassDeleted,
-    ]
-    static let count = 27
-    static let allBits: UInt64 = (1 << 27) - 1
-
-    /// Counter slot of each state bit.
-    static let slotOfBit: [Int] = counters.map(\.rawValue)
-
-    /// State bit of each counter slot (-1 for action counters).
-    static let bitOfCounter: [Int] = {
-        var table = Array(repeating: -1, count: StatisticsCounter.count)
-        for (bit, counter) in counters.enumerated() { table[counter.rawValue] = bit }
-        return table
-    }()
+    static let count = StatisticsCounter.stateCount
+    static let allBits: UInt64 = (1 << UInt64(StatisticsCounter.stateCount)) - 1
 }
 
 /// The one-byte argument of a pass history entry: platform (bits 0–1), status (bits 2–4),

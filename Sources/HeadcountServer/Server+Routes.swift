@@ -236,7 +236,7 @@ extension EventStatistics {
         writer.beginObject()
         writer.key("eventId")
         writer.string(eventId)
-        for counter in StatisticsCounter.allCases {
+        for counter in StatisticsCounter.answerOrder {
             writer.key(counter.fieldName)
             writer.int(counters[counter])
         }
