@@ -1,2 +1,444 @@
-// WAL and snapshot files.
+// HeadcountStorage: the write-ahead log and the snapshot files (SPEC §2 durability).
+//
+// What lives where:
+//   CRC32C.swift                  the checksum of every record and snapshot
+//   WALRecord.swift               one record's binary codec (format and worked example)
+//   WriteAheadLog.swift           segment files: append, sync, recover, trim
+//   SnapshotStore.swift           snapshot files: write atomically, load the newest
+//   StorageFileSystem.swift       the storage interface both are written against
+//   POSIXFileSystem.swift         the real disk
+//   SimulatedFileSystem.swift     an in-memory disk that crashes and tears writes, for tests
+//
+// Recovery = newest snapshot + the WAL records after its sequence. Formats: docs/FORMATS.md.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
 import HeadcountCore
+
+/// A damaged WAL, or a WAL that cannot be used any more.
+public enum WALError: Error, CustomStringConvertible, Equatable {
+    /// A record that is not a torn tail does not check out: bad checksum, undecodable
+    /// payload, or a sequence out of order. `offset` is the record's first byte in `file`.
+    case corrupt(file: String, offset: Int, reason: String)
+    /// An earlier write or sync failed in a way that leaves the file's content unknown (after
+    /// a failed fsync the kernel may have dropped the dirty pages: retrying would lie). The
+    /// process must restart and recover.
+    case unusable(reason: String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let file, let offset, let reason):
+            return "WAL corrupt: \(file) at offset \(offset): \(reason)"
+        case .unusable(let reason):
+            return "WAL unusable after an earlier failure: \(reason)"
+        }
+    }
+}
+
+/// What `WriteAheadLog.recover` found.
+public struct RecoveryReport: Equatable, Sendable {
+    /// Segment files found.
+    public var segmentCount = 0
+    /// Segments not read because all their records are ≤ the `after` sequence.
+    public var segmentsSkipped = 0
+    /// Records decoded and checked.
+    public var recordsRead = 0
+    /// Records passed to the body (sequence > `after`).
+    public var recordsDelivered = 0
+    /// The sequence of the first record read, if any (a caller whose sequences have no gaps
+    /// can check that it is ≤ its snapshot's sequence + 1).
+    public var firstSequenceRead: UInt64?
+    /// The sequence of the last record in the log, if any record was read.
+    public var lastSequence: UInt64?
+    /// The torn last record dropped, if there was one.
+    public var tornTail: TornTail?
+    /// An empty last segment removed (one created just before a crash), if there was one.
+    public var removedEmptySegment: String?
+
+    public struct TornTail: Equatable, Sendable {
+        /// The segment, now truncated to `offset`.
+        public var file: String
+        public var offset: Int
+        public var bytesDropped: Int
+        public var reason: String
+    }
+
+    public init() {}
+}
+
+/// The write-ahead log: accepted feed events, encoded as `WALRecord`s, appended to segment
+/// files `wal-<first sequence, 20 digits>.log` in one directory.
+///
+/// Sequences are contiguous: the first record ever is 1, each next one is the previous + 1
+/// (a batch whose append failed is retried, or its sequences reused by the next batch).
+/// That is what lets recovery see a lost record anywhere, not only at the end: a segment cut
+/// short at a record boundary, or a log that no longer reaches back to the snapshot, is
+/// corruption, not silence.
+///
+/// ## Life cycle
+/// 1. `init` creates the directory and reads nothing.
+/// 2. `recover(after:_:)` reads every segment in order, checks every record, hands those
+///    after the snapshot's sequence to the engine, and drops a torn last record. It must
+///    run once before the first `append`.
+/// 3. `append` and `sync` run on one worker thread (never concurrently with each other):
+///    the group commit encodes a batch, appends it, and syncs once for all its requests.
+/// 4. `removeSegments(through:)` drops whole segments once a snapshot covers them; it may
+///    run on another thread.
+///
+/// ## Why the order of operations matters
+/// - A batch is written with one `write`; a new segment starts only at a batch boundary,
+///   so a batch's records are in one file and a segment's name is its first record's.
+/// - Before a new segment is created, the old one is synced: then only the last segment
+///   can end in a torn record, and recovery can treat damage anywhere else as corruption.
+/// - After a segment is created, the next `sync` also syncs the directory, or a crash could
+///   lose the whole file, synced records included.
+/// - A failed `fdatasync` makes the log unusable (`WALError.unusable`): Linux may already
+///   have dropped the unwritten pages and a retry could report success for lost data.
+public final class WriteAheadLog: @unchecked Sendable {
+    /// The directory of the segment files.
+    public let directory: String
+    /// A batch goes to a new segment if it would take a non-empty one past this size.
+    public let segmentBytesMax: Int
+    private let fileSystem: StorageFileSystem
+
+    private struct Segment {
+        var firstSequence: UInt64
+        var name: String
+    }
+
+    // Guarded by `lock`: read by metrics and `removeSegments` from other threads.
+    private let lock = NSLock()
+    private var segments: [Segment] = []
+    private var bytesWrittenTotal = 0
+
+    // Touched only by `recover`, then by the worker thread (`append`, `sync`).
+    private var current: StorageFile?
+    private var currentSize = 0
+    private var lastSequenceWritten: UInt64?
+    /// When the last sequence is unknown (its segment was skipped in recovery), the next
+    /// one must at least be above this one, known to exist.
+    private var appendFloor: UInt64?
+    private var isRecovered = false
+    private var directoryNeedsSync = false
+    private var failure: String?
+
+    public init(directory: String, segmentBytesMax: Int = 64 << 20,
+                fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
+        precondition(segmentBytesMax > 0, "segmentBytesMax must be positive")
+        self.directory = directory
+        self.segmentBytesMax = segmentBytesMax
+        self.fileSystem = fileSystem
+        try makeDurableDirectory(directory, on: fileSystem)
+    }
+
+    deinit {
+        try? current?.close()
+    }
+
+    // MARK: Metrics
+
+    /// Bytes appended by this instance.
+    public var bytesWritten: Int { lock.lock(); defer { lock.unlock() }; return bytesWrittenTotal }
+
+    /// Segment files in the log now.
+    public var segmentCount: Int { lock.lock(); defer { lock.unlock() }; return segments.count }
+
+    /// The sequence of the last record appended or recovered, if any (worker thread only).
+    public var lastSequence: UInt64? { lastSequenceWritten }
+
+    // MARK: Encoding
+
+    /// Appends `record`, framed, to `buffer` (see `WALRecord` for the format).
+    public static func encode(_ record: WALRecord, into buffer: inout [UInt8]) {
+        record.encode(into: &buffer)
+    }
+
+    // MARK: Recovery
+
+    /// Reads every segment in order and calls `body` with each record whose sequence is
+    /// greater than `sequence`, in sequence order. Segments whose records are all ≤
+    /// `sequence` (the next segment starts at or before `sequence + 1`) are not read.
+    ///
+    /// A torn last record of the last segment (its header or payload cut short, a bad
+    /// checksum on a record that ends exactly at the end of the file, or a zero-filled tail)
+    /// is dropped and the file truncated there; an empty last segment is removed. Anything
+    /// else that does not check out throws `WALError.corrupt` naming the file and offset: a
+    /// bad record, a sequence that is not the previous + 1 (within a segment or across two),
+    /// or a first segment read that starts after `sequence + 1` (records missing between the
+    /// snapshot and the log). Errors thrown by `body` propagate unchanged.
+    ///
+    /// O(bytes in the segments read); holds one segment in memory at a time.
+    public func recover(after sequence: UInt64, _ body: (WALRecord) throws -> Void) throws -> RecoveryReport {
+        precondition(!isRecovered, "WriteAheadLog.recover may run only once")
+        var found = try fileSystem.listDirectory(directory).compactMap { name -> Segment? in
+            parseSequenceName(name, prefix: "wal-", suffix: ".log").map { Segment(firstSequence: $0, name: name) }
+        }
+        found.sort { $0.firstSequence < $1.firstSequence }
+        var report = RecoveryReport()
+        report.segmentCount = found.count
+
+        var index = 0
+        while index < found.count {
+            let segment = found[index]
+            let nextFirst: UInt64? = index + 1 < found.count ? found[index + 1].firstSequence : nil
+            if let nextFirst, nextFirst - 1 <= sequence {
+                // Not read, but it holds at least its first record: appends must follow it.
+                appendFloor = max(appendFloor ?? 0, segment.firstSequence)
+                report.segmentsSkipped += 1
+                index += 1
+                continue
+            }
+            let path = joinPath(directory, segment.name)
+            if report.segmentsSkipped == index && segment.firstSequence > 0 && segment.firstSequence - 1 > sequence {
+                // The first segment read must reach back to the record after the snapshot.
+                throw WALError.corrupt(file: path, offset: 0, reason: """
+                    the log starts at sequence \(segment.firstSequence), but recovery needs every record \
+                    after \(sequence): records \(sequence + 1)…\(segment.firstSequence - 1) are missing
+                    """)
+            }
+            let bytes = try fileSystem.readFile(path)
+            let end = try scan(bytes, segment: segment, path: path, isLast: nextFirst == nil,
+                               nextFirst: nextFirst, after: sequence, report: &report, body)
+            if end < bytes.count {
+                let file = try fileSystem.openFile(path)
+                try file.truncate(to: end)
+                try file.sync()
+                try file.close()
+            }
+            if end == 0 && nextFirst == nil {
+                // Nothing whole in the last segment: remove it, so that the next segment is
+                // named after the next record actually appended.
+                try fileSystem.removeFile(path)
+                try fileSystem.syncDirectory(directory)
+                report.removedEmptySegment = segment.name
+                report.segmentCount -= 1
+                found.removeLast()
+                break
+            }
+            index += 1
+        }
+
+        if let last = found.last {
+            let file = try fileSystem.openFile(joinPath(directory, last.name))
+            current = file
+            currentSize = try file.size()
+        }
+        lastSequenceWritten = report.lastSequence
+        lock.lock()
+        segments = found
+        lock.unlock()
+        isRecovered = true
+        return report
+    }
+
+    /// Checks the records of one segment and delivers those after `after`. Returns where the
+    /// whole records end (the file size unless the tail is torn).
+    private func scan(_ bytes: [UInt8], segment: Segment, path: String, isLast: Bool, nextFirst: UInt64?,
+                      after: UInt64, report: inout RecoveryReport,
+                      _ body: (WALRecord) throws -> Void) throws -> Int {
+        try bytes.withUnsafeBytes { raw -> Int in
+            let size = raw.count
+            var offset = 0
+            var previous: UInt64?
+
+            /// The damage at `offset` is a torn tail: drop it. Or it is not: throw.
+            func tornOrCorrupt(_ isTorn: Bool, _ reason: String) throws -> Int {
+                if isLast && (isTorn || isZeroFilled(raw, from: offset)) {
+                    report.tornTail = .init(file: path, offset: offset, bytesDropped: size - offset,
+                                            reason: isTorn ? reason : "zero-filled tail")
+                    return offset
+                }
+                throw WALError.corrupt(file: path, offset: offset, reason: reason)
+            }
+
+            while offset < size {
+                let remaining = size - offset
+                guard remaining >= WALRecord.headerByteCount else {
+                    return try tornOrCorrupt(true, "header cut short (\(remaining) of 8 bytes)")
+                }
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let storedChecksum = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+                // A torn write leaves a prefix of true bytes, so its length is one a writer
+                // could have written: a larger one is damage even at the end of the file.
+                guard length <= WALRecord.payloadBytesMax else {
+                    return try tornOrCorrupt(false, "payload length \(length) over the limit \(WALRecord.payloadBytesMax)")
+                }
+                let recordEnd = offset + WALRecord.headerByteCount + length
+                guard recordEnd <= size else {
+                    return try tornOrCorrupt(true, "payload cut short (\(remaining - 8) of \(length) bytes)")
+                }
+                let payload = UnsafeRawBufferPointer(rebasing: raw[(offset + WALRecord.headerByteCount)..<recordEnd])
+                let checksum = CRC32C.checksum(payload)
+                guard checksum == storedChecksum else {
+                    let reason = "checksum mismatch (stored 0x\(hex(storedChecksum)), computed 0x\(hex(checksum)))"
+                    return try tornOrCorrupt(recordEnd == size, reason)
+                }
+                let record: WALRecord
+                do {
+                    record = try WALRecord(payload: payload)
+                } catch let error as WALRecord.DecodingError {
+                    return try tornOrCorrupt(false, "undecodable payload: \(error)")
+                }
+                let sequence = record.sequence
+                if let previous {
+                    guard sequence == previous &+ 1 else {
+                        throw WALError.corrupt(file: path, offset: offset,
+                                               reason: "sequence \(sequence) does not follow \(previous)")
+                    }
+                } else {
+                    guard sequence == segment.firstSequence else {
+                        throw WALError.corrupt(file: path, offset: offset,
+                                               reason: "first sequence \(sequence) differs from the file name's")
+                    }
+                    if report.firstSequenceRead == nil { report.firstSequenceRead = sequence }
+                }
+                if let nextFirst, sequence >= nextFirst {
+                    throw WALError.corrupt(file: path, offset: offset,
+                                           reason: "sequence \(sequence) not below the next segment's \(nextFirst)")
+                }
+                previous = sequence
+                report.recordsRead += 1
+                report.lastSequence = sequence
+                if sequence > after {
+                    report.recordsDelivered += 1
+                    try body(record)
+                }
+                offset = recordEnd
+            }
+            if let nextFirst {
+                guard let previous else {
+                    throw WALError.corrupt(file: path, offset: 0, reason: "no records, yet a later segment exists")
+                }
+                guard previous == nextFirst - 1 else {
+                    throw WALError.corrupt(file: path, offset: size, reason: """
+                        the segment ends at sequence \(previous) but the next one starts at \(nextFirst): \
+                        records \(previous + 1)…\(nextFirst - 1) are missing
+                        """)
+                }
+            }
+            return offset
+        }
+    }
+
+    // MARK: Appending
+
+    /// Appends already-encoded records (one or more, from `encode`) with sequences
+    /// `firstSequence…lastSequence`, all to one segment: a new one first if these bytes
+    /// would take a non-empty current segment past `segmentBytesMax`.
+    ///
+    /// Call from one worker thread, never concurrently with `append` or `sync`. Not durable
+    /// until `sync`. On a write error the segment is cut back to its previous end, so the
+    /// log stays whole, and the error is thrown; if that fails too, the log is unusable.
+    ///
+    /// - Precondition: `recover` has run; `firstSequence` is the last sequence written or
+    ///   recovered + 1 (or ≥ 1 in an empty log); the batch holds exactly the records
+    ///   `firstSequence…lastSequence`.
+    public func append(_ bytes: [UInt8], firstSequence: UInt64, lastSequence: UInt64) throws {
+        precondition(isRecovered, "WriteAheadLog.recover must run before append")
+        precondition(!bytes.isEmpty && firstSequence <= lastSequence, "WAL append of an empty or inverted batch")
+        if let last = lastSequenceWritten {
+            precondition(firstSequence == last + 1, "WAL sequence \(firstSequence) does not follow \(last)")
+        } else if let floor = appendFloor {
+            precondition(firstSequence > floor, "WAL sequence \(firstSequence) is not above \(floor)")
+        } else {
+            precondition(firstSequence >= 1, "WAL sequences start at 1")
+        }
+        if let failure { throw WALError.unusable(reason: failure) }
+        if current == nil || (currentSize > 0 && currentSize + bytes.count > segmentBytesMax) {
+            try startSegment(firstSequence: firstSequence)
+        }
+        let file = current!
+        do {
+            try file.append(bytes)
+        } catch {
+            do {
+                try file.truncate(to: currentSize)
+            } catch let truncateError {
+                failure = "\(error); then \(truncateError)"
+            }
+            throw error
+        }
+        currentSize += bytes.count
+        lastSequenceWritten = lastSequence
+        lock.lock()
+        bytesWrittenTotal += bytes.count
+        lock.unlock()
+    }
+
+    /// Syncs the current segment so that only it can end in a torn record, then creates
+    /// `wal-<firstSequence>.log` and makes it current.
+    private func startSegment(firstSequence: UInt64) throws {
+        if let old = current {
+            do {
+                try old.sync()
+            } catch {
+                failure = "\(error)"
+                throw error
+            }
+        }
+        let name = "wal-\(paddedSequence(firstSequence)).log"
+        let file = try fileSystem.createFile(joinPath(directory, name), exclusive: true)
+        try? current?.close()
+        current = file
+        currentSize = 0
+        directoryNeedsSync = true
+        lock.lock()
+        segments.append(Segment(firstSequence: firstSequence, name: name))
+        lock.unlock()
+    }
+
+    /// Makes everything appended so far durable: `fdatasync` of the current segment, and of
+    /// the directory if a segment was created since the last sync. A failure makes the log
+    /// unusable (see `WALError.unusable`). Same thread as `append`.
+    public func sync() throws {
+        if let failure { throw WALError.unusable(reason: failure) }
+        guard let file = current else { return }
+        do {
+            try file.sync()
+            if directoryNeedsSync {
+                try fileSystem.syncDirectory(directory)
+                directoryNeedsSync = false
+            }
+        } catch {
+            failure = "\(error)"
+            throw error
+        }
+    }
+
+    // MARK: Trimming
+
+    /// Removes the oldest segments whose records all have sequences ≤ `sequence` (the next
+    /// segment starts at or before `sequence + 1`); never the current one. Call once a
+    /// snapshot covering `sequence` is durable. Returns how many were removed.
+    ///
+    /// May run on another thread than `append`; not concurrently with itself.
+    @discardableResult
+    public func removeSegments(through sequence: UInt64) throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var removed = 0
+        while segments.count >= 2 && segments[1].firstSequence - 1 <= sequence {
+            try fileSystem.removeFile(joinPath(directory, segments[0].name))
+            segments.removeFirst()
+            removed += 1
+        }
+        // Not needed for correctness (a segment that comes back after a crash is skipped),
+        // but it keeps the disk's view what the metrics say.
+        if removed > 0 { try fileSystem.syncDirectory(directory) }
+        return removed
+    }
+}
+
+private func isZeroFilled(_ raw: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+    guard offset < raw.count else { return false }
+    for index in offset..<raw.count where raw[index] != 0 { return false }
+    return true
+}
+
+func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}

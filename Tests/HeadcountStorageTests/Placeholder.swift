@@ -1,5 +1,0 @@
-import XCTest
-
-final class HeadcountStorageTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
