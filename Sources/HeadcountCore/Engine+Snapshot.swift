@@ -16,7 +16,7 @@
 ///     u64 low, u64 high   the ticket's fingerprint (Hash128 of its ticketId)
 ///     varint entry count, then per entry (in (occurredAt, sequence) order):
 ///       i64 occurredAt, u64 sequence, u64 device hash, u8 kind, u8 argument
-/// blob   extension section (empty in version 1)
+/// blob   the status-change log (`StatusChangeLog.encode`)
 /// ```
 extension Engine {
     static let snapshotFormatVersion: UInt8 = 1
@@ -36,7 +36,9 @@ extension Engine {
         for eventId in eventIds {
             ledgers[eventId]!.encode(into: &writer)
         }
-        writer.blob([])
+        var statusBytes: [UInt8] = []
+        statusChanges.encode(into: &statusBytes)
+        writer.blob(statusBytes)
         return writer.bytes
     }
 
@@ -60,7 +62,8 @@ extension Engine {
                                                 lastSequence: engine.lastAppliedSequence)
             engine.ledgers[ledger.eventId] = ledger
         }
-        _ = try reader.blob()
+        engine.statusChanges = try StatusChangeLog.decode(try reader.blob(),
+                                                          retentionMilliseconds: configuration.retentionMilliseconds)
         guard reader.isAtEnd else {
             throw ByteReader.Malformed(offset: reader.offset, reason: "trailing bytes after the engine state")
         }

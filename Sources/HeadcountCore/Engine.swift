@@ -25,6 +25,8 @@ public final class Engine {
     public let configuration: EngineConfiguration
     var ledgers: [String: EventLedger] = [:]
     var idempotencyKeys = IdempotencyKeys()
+    /// The seat status-change log (SPEC §5), fed by seat and chart events.
+    public internal(set) var statusChanges: StatusChangeLog
     /// The last ledger used: a feed is mostly a few events, so this skips most lookups.
     private var cachedLedger: EventLedger?
     private var ledgersPendingPublish: [EventLedger] = []
@@ -38,6 +40,7 @@ public final class Engine {
         precondition(configuration.deltasPerSnapshot >= 2, "deltasPerSnapshot must be at least 2")
         precondition(configuration.retentionMilliseconds > 0 && configuration.idempotencyWindowMilliseconds > 0)
         self.configuration = configuration
+        statusChanges = StatusChangeLog(retentionMilliseconds: configuration.retentionMilliseconds)
     }
 
     /// Records `id` as accepted at `arrivalMilliseconds` if it is new; false for a duplicate
@@ -57,6 +60,8 @@ public final class Engine {
             if !ledger.isPublishPending { ledgersPendingPublish.append(ledger) }
             ledger.apply(kind: event.kind, ticket: Hash128.hash(event.ticketId), occurredAt: event.occurredAt,
                          sequence: sequence, argument: argument, device: device)
+        } else {
+            statusChanges.apply(event, sequence: sequence)
         }
         lastAppliedSequence = sequence
         appliedEventCount += 1
@@ -102,6 +107,11 @@ public final class Engine {
     /// Forgets idempotency keys accepted before `now - idempotencyWindowMilliseconds`.
     public func expireIdempotencyKeys(now: Int64) {
         idempotencyKeys.expire(arrivedBefore: now - configuration.idempotencyWindowMilliseconds)
+    }
+
+    /// Drops status changes dated before `now - retentionMilliseconds` (SPEC §5).
+    public func expireStatusChanges(now: Int64) {
+        statusChanges.expire(now: now)
     }
 
     // MARK: - Figures for metrics and benchmarks

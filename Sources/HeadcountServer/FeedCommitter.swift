@@ -47,11 +47,21 @@ final class FeedCommitter {
                     if sync { try wal.sync() }
                 case .snapshot(let payload, let sequence):
                     try snapshots.write(sequence: sequence, payload: payload)
-                    try wal.removeSegments(through: sequence)
+                    try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
                 }
             } catch {
                 failure = "\(error)"
             }
+        }
+    }
+
+    /// Deletes the WAL segments covered by the *older* retained snapshot, so that if the newest
+    /// snapshot file is ever damaged, an operator can remove it and recover from the older one
+    /// plus the WAL (docs/OPERATING.md).
+    static func trimWAL(_ wal: WriteAheadLog, keepingFallbackOf snapshots: SnapshotStore) throws {
+        let sequences = try snapshots.storedSequences()
+        if sequences.count >= 2 {
+            try wal.removeSegments(through: sequences[sequences.count - 2])
         }
     }
 

@@ -1,5 +1,6 @@
 import HeadcountCore
 import HeadcountFeed
+import HeadcountStorage
 import Logging
 
 /// Routing and the endpoints. Checks run in one order everywhere: the key (401), the
@@ -78,34 +79,38 @@ extension HeadcountServer: HTTPRequestHandler {
         let arrival = Clock.nowMilliseconds()
         var accepted = 0
         var duplicates = 0
-        var writer = JSONWriter(capacity: 64)
-        writer.beginObject()
-        writer.key("rejected")
-        writer.beginArray()
-        var rejectedCount = 0
-        for item in items {
+        var rejections: [(index: Int, id: String?, error: String)] = []
+        for (position, item) in items.enumerated() {
             switch item {
             case .event(let event):
-                if engine.admit(id: event.id, arrivalMilliseconds: arrival) {
+                if let problem = WALRecord.encodingProblem(of: event) {
+                    rejections.append((position, event.id, problem))
+                } else if engine.admit(id: event.id, arrivalMilliseconds: arrival) {
                     committer.submit(event, arrivalMilliseconds: arrival)
                     accepted += 1
                 } else {
                     duplicates += 1
                 }
             case .rejected(let index, let id, let error):
-                rejectedCount += 1
-                writer.beginObject()
-                writer.key("index"); writer.int(Int64(index))
-                writer.key("id"); if let id { writer.string(id) } else { writer.null() }
-                writer.key("error"); writer.string(error)
-                writer.endObject()
+                rejections.append((index, id, error))
             }
         }
-        writer.endArray()
+        var writer = JSONWriter(capacity: 64 + 96 * rejections.count)
+        writer.beginObject()
         writer.key("accepted"); writer.int(Int64(accepted))
         writer.key("duplicates"); writer.int(Int64(duplicates))
+        writer.key("rejected")
+        writer.beginArray()
+        for rejection in rejections {
+            writer.beginObject()
+            writer.key("index"); writer.int(Int64(rejection.index))
+            writer.key("id"); if let id = rejection.id { writer.string(id) } else { writer.null() }
+            writer.key("error"); writer.string(rejection.error)
+            writer.endObject()
+        }
+        writer.endArray()
         writer.endObject()
-        metrics.recordFeed(accepted: accepted, duplicates: duplicates, rejected: rejectedCount)
+        metrics.recordFeed(accepted: accepted, duplicates: duplicates, rejected: rejections.count)
 
         let body = writer.bytes
         let requestId = request.requestId
@@ -213,20 +218,21 @@ extension HeadcountServer: HTTPRequestHandler {
         let query: StatusChangeQuery
         switch StatusChangeQuery.parse(queryItems: parameters.pairs.map { ($0.name, $0.value) }) {
         case .success(let parsed): query = parsed
-        case .failure(let error): return fail(.invalidParameter(error.parameter, reason: error.reason))
+        case .failure(let error): return fail(.invalidParameter(error.parameter, reason: error.message))
         }
         guard principal.canRead(eventId: eventKey) else { return fail(.forbidden("This key may not read event \(eventKey)")) }
-        switch engine.statusChanges.list(eventKey: eventKey, objectLabel: objectLabel, query: query, now: Clock.nowMilliseconds()) {
-        case .none:
-            fail(.eventNotFound(eventKey))
-        case .some(.failure(let error)):
-            fail(.invalidParameter(error.parameter, reason: error.reason))
-        case .some(.success(let page)):
-            var writer = JSONWriter(capacity: 256 * max(page.items.count, 1))
-            page.writeJSON(into: &writer)
-            metrics.recordQuery()
-            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
+        let page: StatusChangePage?
+        do {
+            page = try engine.statusChanges.list(eventKey: eventKey, objectLabel: objectLabel, query: query,
+                                                 now: Clock.nowMilliseconds())
+        } catch {
+            return fail(.invalidParameter(error.parameter, reason: error.message))
         }
+        guard let page else { return fail(.eventNotFound(eventKey)) }
+        var writer = JSONWriter(capacity: 256 * max(page.items.count, 1))
+        page.writeJSON(into: &writer)
+        metrics.recordQuery()
+        respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
     }
 }
 

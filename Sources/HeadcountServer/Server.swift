@@ -230,7 +230,7 @@ public final class HeadcountServer {
         guard appliedSinceSnapshot > 0, committer.failure == nil else { return }
         do {
             try snapshots.write(sequence: engine.lastAppliedSequence, payload: snapshotPayload())
-            try wal.removeSegments(through: engine.lastAppliedSequence)
+            try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
             logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)"])
         } catch {
             logger.error("final snapshot failed; the WAL still holds every event", metadata: ["error": "\(error)"])
