@@ -1,5 +1,0 @@
-import XCTest
-
-final class HeadcountCoreTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
