@@ -1,5 +1,6 @@
 import Foundation
 import HeadcountCore
+import HeadcountTestSupport
 import XCTest
 
 // Seeded random differential test: the engine against the reference model, on feeds from

@@ -1,5 +1,6 @@
 import Foundation
 import HeadcountCore
+import HeadcountTestSupport
 import XCTest
 
 // Table-driven tests of SPEC §3 (ticket semantics) and §4 (every counter of the

@@ -57,6 +57,7 @@ final class ServerProcess {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         if ProcessInfo.processInfo.environment["HEADCOUNT_E2E_LOGS"] != nil { process.standardError = FileHandle.standardError }
+        output = ""
         try process.run()
         self.process = process
         outputPipe = pipe

@@ -28,7 +28,7 @@ import HeadcountCore
 /// - An `eventId` is known once any event carrying it (seat kinds too) was applied; it is
 ///   known at every instant, so a query before its first event answers zeros with
 ///   `updatedAt == nil`, never nil.
-final class ReferenceModel {
+public final class ReferenceModel {
     struct Applied {
         let event: FeedEvent
         let sequence: UInt64
@@ -52,16 +52,16 @@ final class ReferenceModel {
     /// Every id ever admitted (the idempotency window never expires in these tests).
     private var admittedIds: Set<String> = []
 
-    init(memoize: Bool = true) {
+    public init(memoize: Bool = true) {
         self.memoize = memoize
     }
 
     /// True the first time an id is seen; false for a duplicate, which must not be applied.
-    func admit(id: String, arrivalMilliseconds: Int64) -> Bool {
+    public func admit(id: String, arrivalMilliseconds: Int64) -> Bool {
         admittedIds.insert(id).inserted
     }
 
-    func apply(_ event: FeedEvent, sequence: UInt64) {
+    public func apply(_ event: FeedEvent, sequence: UInt64) {
         knownEventIds.insert(event.eventId)
         guard event.kind.isTicketOrPass else { return }
         let record = tickets[event.eventId, default: [:]][event.ticketId] ?? TicketRecord()
@@ -73,7 +73,7 @@ final class ReferenceModel {
         record.memo = Array(repeating: nil, count: record.events.count + 1)
     }
 
-    func knowsEvent(_ eventId: String) -> Bool {
+    public func knowsEvent(_ eventId: String) -> Bool {
         knownEventIds.contains(eventId)
     }
 
@@ -172,7 +172,7 @@ final class ReferenceModel {
     }
 
     /// The event's statistics at `instant`, or nil when no event with this eventId was applied.
-    func statistics(eventId: String, at instant: Int64) -> EventStatistics? {
+    public func statistics(eventId: String, at instant: Int64) -> EventStatistics? {
         guard knowsEvent(eventId) else { return nil }
         var sums = [Int64](repeating: 0, count: StatisticsCounter.count)
         var updatedAt: Int64? = nil
