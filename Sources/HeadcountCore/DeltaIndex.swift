@@ -72,7 +72,24 @@ struct DeltaIndex {
     struct Chunk {
         /// Counters of every record before this chunk.
         var snapshot: CounterVector
+        /// The records, or empty while they are spilled.
         var records: [DeltaRecord]
+        /// Where the records are while spilled.
+        var spilled: SpilledRecords?
+
+        init(snapshot: CounterVector, records: [DeltaRecord]) {
+            self.snapshot = snapshot
+            self.records = records
+        }
+
+        var recordCount: Int { spilled.map { Int($0.count) } ?? records.count }
+        var lastOccurredAt: Int64 { spilled?.lastOccurredAt ?? records.last!.occurredAt }
+    }
+
+    struct SpilledRecords {
+        var token: UInt64
+        var count: Int32
+        var lastOccurredAt: Int64
     }
 
     private(set) var chunks: [Chunk] = []
@@ -85,6 +102,10 @@ struct DeltaIndex {
     private(set) var recordCount = 0
     /// A chunk splits in two when it reaches twice this many records.
     let chunkCapacity: Int
+    /// Records held in memory (the others are spilled).
+    private(set) var residentRecordCount = 0
+    /// Where spilled records go; nil: nothing is ever spilled.
+    var spillStore: DeltaSpillStore?
 
     init(chunkCapacity: Int) {
         precondition(chunkCapacity >= 2, "a chunk must hold at least two records")
@@ -98,12 +119,17 @@ struct DeltaIndex {
         let index = lastChunk(startingAtOrBefore: instant)
         var counters = chunks[index].snapshot
         var updatedAt = chunkFirstTimes[index]
-        chunks[index].records.withUnsafeBufferPointer { records in
+        let replay = { (records: UnsafeBufferPointer<DeltaRecord>) in
             for record in records {
                 if record.occurredAt > instant { break }
                 counters.apply(record)
                 updatedAt = record.occurredAt
             }
+        }
+        if let spilled = chunks[index].spilled {
+            loadSpilled(spilled).withUnsafeBufferPointer(replay)
+        } else {
+            chunks[index].records.withUnsafeBufferPointer(replay)
         }
         return (counters, updatedAt)
     }
@@ -111,6 +137,7 @@ struct DeltaIndex {
     /// Adds a new record at its place in time.
     mutating func insert(_ record: DeltaRecord) {
         recordCount += 1
+        residentRecordCount += 1
         live.apply(record)
         if record.occurredAt > latestOccurredAt { latestOccurredAt = record.occurredAt }
         guard !chunks.isEmpty else {
@@ -127,6 +154,7 @@ struct DeltaIndex {
         }
         // A late record: find its chunk and place, then correct every later snapshot.
         let index = chunkIndex(occurredAt: record.occurredAt, sequence: record.sequence)
+        makeResident(index)
         let position = insertionPosition(in: index, occurredAt: record.occurredAt, sequence: record.sequence)
         chunks[index].records.insert(record, at: position)
         if position == 0 {
@@ -142,6 +170,7 @@ struct DeltaIndex {
     /// Replaces the change of the existing record at (`occurredAt`, `sequence`).
     mutating func update(occurredAt: Int64, sequence: UInt64, minus: UInt64, plus: UInt64) {
         let index = chunkIndex(occurredAt: occurredAt, sequence: sequence)
+        makeResident(index)
         let position = insertionPosition(in: index, occurredAt: occurredAt, sequence: sequence) - 1
         precondition(position >= 0 && chunks[index].records[position].sequence == sequence
                      && chunks[index].records[position].occurredAt == occurredAt,
@@ -170,7 +199,60 @@ struct DeltaIndex {
             start = end
         }
         recordCount = sortedRecords.count
+        residentRecordCount = sortedRecords.count
         latestOccurredAt = sortedRecords.last?.occurredAt ?? Int64.min
+    }
+
+    // MARK: - Spilling
+
+    /// Chunks that may be spilled: resident, and not the last (which takes on-time appends).
+    func spillCandidates() -> [(chunk: Int, lastOccurredAt: Int64, recordCount: Int)] {
+        guard chunks.count > 1 else { return [] }
+        var candidates: [(Int, Int64, Int)] = []
+        for index in 0..<(chunks.count - 1) where chunks[index].spilled == nil {
+            candidates.append((index, chunks[index].lastOccurredAt, chunks[index].records.count))
+        }
+        return candidates
+    }
+
+    /// Moves a chunk's records to the spill store. False if there is no store, the chunk is
+    /// the last or already spilled, or the store could not keep them.
+    @discardableResult
+    mutating func spill(chunk index: Int) -> Bool {
+        guard let spillStore, index < chunks.count - 1, chunks[index].spilled == nil else { return false }
+        let records = chunks[index].records
+        let token = records.withUnsafeBytes { spillStore.store($0) }
+        guard let token else { return false }
+        chunks[index].spilled = SpilledRecords(token: token, count: Int32(records.count),
+                                               lastOccurredAt: records.last!.occurredAt)
+        chunks[index].records = []
+        residentRecordCount -= records.count
+        return true
+    }
+
+    var spilledChunkCount: Int { chunks.reduce(0) { $0 + ($1.spilled == nil ? 0 : 1) } }
+
+    private func loadSpilled(_ spilled: SpilledRecords) -> [DeltaRecord] {
+        let byteCount = Int(spilled.count) * MemoryLayout<DeltaRecord>.stride
+        let bytes = spillStore!.load(spilled.token, byteCount: byteCount)
+        precondition(bytes.count == byteCount, "spilled delta records came back with \(bytes.count) of \(byteCount) bytes")
+        return Array(unsafeUninitializedCapacity: Int(spilled.count)) { buffer, initialized in
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<Int(spilled.count) {
+                    buffer[i] = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<DeltaRecord>.stride, as: DeltaRecord.self)
+                }
+            }
+            initialized = Int(spilled.count)
+        }
+    }
+
+    /// Brings a spilled chunk's records back into memory (a late event lands in it).
+    private mutating func makeResident(_ index: Int) {
+        guard let spilled = chunks[index].spilled else { return }
+        chunks[index].records = loadSpilled(spilled)
+        chunks[index].spilled = nil
+        spillStore!.discard(spilled.token, byteCount: Int(spilled.count) * MemoryLayout<DeltaRecord>.stride)
+        residentRecordCount += Int(spilled.count)
     }
 
     // MARK: - Positions

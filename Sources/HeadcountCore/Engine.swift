@@ -17,6 +17,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var idempotencyWindowMilliseconds: Int64 = 7 * 86_400_000
     /// Delta records per snapshot chunk; a query replays at most twice this many.
     public var deltasPerSnapshot: Int = 256
+    /// Memory for the delta records behind the snapshots. Past it, the records of the oldest
+    /// chunks go to the spill store (if one is set); their snapshots stay in memory.
+    public var deltaMemoryBytesMax: Int = 512 << 20
 
     public init() {}
 }
@@ -30,6 +33,10 @@ public final class Engine {
     /// The last ledger used: a feed is mostly a few events, so this skips most lookups.
     private var cachedLedger: EventLedger?
     private var ledgersPendingPublish: [EventLedger] = []
+    /// Where old chunks' delta records go past `deltaMemoryBytesMax` (nil: they stay).
+    public var spillStore: DeltaSpillStore? {
+        didSet { for ledger in ledgers.values { ledger.setSpillStore(spillStore) } }
+    }
 
     /// The sequence of the last applied event (0 before any).
     public internal(set) var lastAppliedSequence: UInt64 = 0
@@ -81,6 +88,7 @@ public final class Engine {
             ledger = existing
         } else {
             ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot)
+            ledger.setSpillStore(spillStore)
             ledgers[eventId] = ledger
         }
         cachedLedger = ledger
@@ -113,6 +121,41 @@ public final class Engine {
     public func expireStatusChanges(now: Int64) {
         statusChanges.expire(now: now)
     }
+
+    /// Bytes of delta records held in memory.
+    public var residentDeltaBytes: Int {
+        ledgers.values.reduce(0) { $0 + $1.deltas.residentRecordCount } * MemoryLayout<DeltaRecord>.stride
+    }
+
+    /// If the resident delta records exceed `deltaMemoryBytesMax`, spills the chunks whose
+    /// latest record is oldest, across all events, until they fit in 90% of it. Returns the
+    /// number of chunks spilled. O(chunks log chunks) when over budget, O(events) otherwise.
+    @discardableResult
+    public func spillIfOverBudget() -> Int {
+        guard spillStore != nil else { return 0 }
+        let stride = MemoryLayout<DeltaRecord>.stride
+        var resident = residentDeltaBytes
+        guard resident > configuration.deltaMemoryBytesMax else { return 0 }
+        var candidates: [(ledger: EventLedger, chunk: Int, lastOccurredAt: Int64, recordCount: Int)] = []
+        for ledger in ledgers.values {
+            for candidate in ledger.deltas.spillCandidates() {
+                candidates.append((ledger, candidate.chunk, candidate.lastOccurredAt, candidate.recordCount))
+            }
+        }
+        candidates.sort { $0.lastOccurredAt < $1.lastOccurredAt }
+        let target = configuration.deltaMemoryBytesMax / 10 * 9
+        var spilled = 0
+        for candidate in candidates where resident > target {
+            if candidate.ledger.spillChunk(candidate.chunk) {
+                resident -= candidate.recordCount * stride
+                spilled += 1
+            }
+        }
+        return spilled
+    }
+
+    /// Chunks whose records are spilled, over all events.
+    public var spilledChunkCount: Int { ledgers.values.reduce(0) { $0 + $1.deltas.spilledChunkCount } }
 
     // MARK: - Figures for metrics and benchmarks
 

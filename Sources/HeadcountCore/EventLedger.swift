@@ -87,6 +87,10 @@ final class EventLedger {
         isPublishPending = true
     }
 
+    func setSpillStore(_ store: DeltaSpillStore?) { deltas.spillStore = store }
+
+    func spillChunk(_ index: Int) -> Bool { deltas.spill(chunk: index) }
+
     /// Publishes the live counters for readers on other threads.
     func publish() {
         published.publish(deltas.live, updatedAt: deltas.recordCount > 0 ? deltas.latestOccurredAt : nil)
@@ -212,7 +216,9 @@ final class EventLedger {
 
     /// Installs a delta index rebuilt from the tickets' records (snapshot load).
     func adoptDeltas(_ index: DeltaIndex) {
+        let store = deltas.spillStore
         deltas = index
+        deltas.spillStore = store
         publish()
     }
 }

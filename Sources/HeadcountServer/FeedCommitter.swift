@@ -85,6 +85,8 @@ final class FeedCommitter {
 
     /// Applies durable events (in order) to the engine; set by the server.
     var applyDurable: ((FeedEvent, UInt64) -> Void)?
+    /// Called after each durable batch is applied (the server publishes live counters).
+    var batchApplied: (() -> Void)?
     /// Called once when storage fails: the server stops.
     var storageFailed: ((String) -> Void)?
     /// Figures for metrics.
@@ -176,6 +178,7 @@ final class FeedCommitter {
             bytesFlushed += bytes.count
             for (event, sequence) in inFlightEvents { applyDurable?(event, sequence) }
             inFlightEvents.removeAll(keepingCapacity: true)
+            batchApplied?()
             durableSequence = last
             while let first = waiters.first, first.sequence <= durableSequence {
                 waiters.removeFirst()

@@ -82,6 +82,7 @@ public final class HeadcountServer {
                                   isFsyncEnabled: configuration.isFsyncEnabled, logger: logger)
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
+        committer.batchApplied = { [unowned self] in self.engine.publish() }
 
         var limits = HTTPServerLimits()
         limits.headerBytesMax = configuration.headerBytesMax
@@ -161,13 +162,17 @@ public final class HeadcountServer {
             } else {
                 engine = Engine(configuration: engineConfiguration)
             }
+            engine.spillStore = try DeltaSpillFile(directory: configuration.dataDirectory + "/spill")
+            engine.spillIfOverBudget()
             let fromSnapshot = engine.lastAppliedSequence
             var replayed = 0
             let report = try wal.recover(after: engine.lastAppliedSequence) { record in
                 _ = engine.admit(id: record.event.id, arrivalMilliseconds: record.arrivalMilliseconds)
                 applyDurable(record.event, sequence: record.sequence)
                 replayed += 1
+                if replayed % 100_000 == 0 { engine.spillIfOverBudget() }
             }
+            engine.publish()
             appliedSinceSnapshot = replayed
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             logger.info("recovered", metadata: ["snapshotSequence": "\(fromSnapshot)", "walEventsReplayed": "\(replayed)",
@@ -205,6 +210,7 @@ public final class HeadcountServer {
         let now = Clock.nowMilliseconds()
         engine.expireIdempotencyKeys(now: now)
         engine.expireStatusChanges(now: now)
+        engine.spillIfOverBudget()
         if appliedSinceSnapshot >= configuration.snapshotEveryEvents {
             takeSnapshot()
         }

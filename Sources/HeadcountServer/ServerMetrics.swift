@@ -13,6 +13,8 @@ final class ServerMetrics {
     private let deltaRecords: Gauge
     private let idempotencyKeys: Gauge
     private let statusChanges: Gauge
+    private let residentDeltaBytes: Gauge
+    private let spilledChunks: Gauge
     private let connections: Gauge
     private let walFlushes: Gauge
     private let walBytes: Gauge
@@ -21,27 +23,30 @@ final class ServerMetrics {
     private let durableSequence: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
-        feedAccepted = registry.makeCounter(name: "headcount_feed_events_total", labels: [("result", "accepted")],
-                                            help: "Feed events by outcome")
-        feedDuplicates = registry.makeCounter(name: "headcount_feed_events_total", labels: [("result", "duplicate")],
-                                              help: "Feed events by outcome")
-        feedRejected = registry.makeCounter(name: "headcount_feed_events_total", labels: [("result", "rejected")],
-                                            help: "Feed events by outcome")
-        queries = registry.makeCounter(name: "headcount_queries_total", help: "Statistics and status-change queries answered")
+        feedAccepted = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "accepted")])
+        feedDuplicates = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "duplicate")])
+        feedRejected = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "rejected")])
+        queries = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_queries_total", "Statistics and status-change queries answered"))
         responsesByClass = ["1xx", "2xx", "3xx", "4xx", "5xx"].map {
-            registry.makeCounter(name: "headcount_http_responses_total", labels: [("class", $0)], help: "HTTP responses by status class")
+            registry.makeCounter(descriptor: ServerMetrics.describe("headcount_http_responses_total", "HTTP responses by status class"), labels: [("class", $0)])
         }
-        events = registry.makeGauge(name: "headcount_events", help: "Events (shows) known")
-        tickets = registry.makeGauge(name: "headcount_tickets", help: "Tickets known")
-        deltaRecords = registry.makeGauge(name: "headcount_delta_records", help: "Ticket and pass events held for point-in-time answers")
-        idempotencyKeys = registry.makeGauge(name: "headcount_idempotency_keys", help: "Feed ids remembered for duplicate detection")
-        statusChanges = registry.makeGauge(name: "headcount_status_changes", help: "Seat status changes held")
-        connections = registry.makeGauge(name: "headcount_http_connections", help: "Open HTTP connections")
-        walFlushes = registry.makeGauge(name: "headcount_wal_flushes", help: "WAL group commits (write + fsync) since start")
-        walBytes = registry.makeGauge(name: "headcount_wal_bytes_written", help: "WAL bytes written since start")
-        snapshotsWritten = registry.makeGauge(name: "headcount_snapshots_written", help: "Snapshots written since start")
-        lastSequence = registry.makeGauge(name: "headcount_last_applied_sequence", help: "Sequence of the last applied event")
-        durableSequence = registry.makeGauge(name: "headcount_durable_sequence", help: "Sequence of the last durable event")
+        events = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_events", "Events (shows) known"))
+        tickets = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_tickets", "Tickets known"))
+        deltaRecords = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_delta_records", "Ticket and pass events held for point-in-time answers"))
+        idempotencyKeys = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_idempotency_keys", "Feed ids remembered for duplicate detection"))
+        statusChanges = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_status_changes", "Seat status changes held"))
+        residentDeltaBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_delta_resident_bytes", "Delta records held in memory, in bytes"))
+        spilledChunks = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_delta_spilled_chunks", "Snapshot chunks whose delta records are spilled to disk"))
+        connections = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_http_connections", "Open HTTP connections"))
+        walFlushes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_flushes", "WAL group commits (write + fsync) since start"))
+        walBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_bytes_written", "WAL bytes written since start"))
+        snapshotsWritten = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshots_written", "Snapshots written since start"))
+        lastSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_last_applied_sequence", "Sequence of the last applied event"))
+        durableSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_durable_sequence", "Sequence of the last durable event"))
+    }
+
+    static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     func recordFeed(accepted: Int, duplicates: Int, rejected: Int) {
@@ -64,6 +69,8 @@ final class ServerMetrics {
         deltaRecords.set(Double(engine.deltaRecordCount))
         idempotencyKeys.set(Double(engine.idempotencyKeyCount))
         statusChanges.set(Double(engine.statusChanges.changeCount))
+        residentDeltaBytes.set(Double(engine.residentDeltaBytes))
+        spilledChunks.set(Double(engine.spilledChunkCount))
         if let http = server.http { connections.set(Double(http.connectionCount)) }
         if let committer = server.committer {
             walFlushes.set(Double(committer.flushCount))

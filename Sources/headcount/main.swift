@@ -33,6 +33,8 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a feed id is remembered for duplicate detection, in hours.") var idempotencyWindowHours = 168
     @Option(help: "Delta records between two snapshots of an event's counters.") var deltasPerSnapshot = 256
     @Option(help: "Write an engine snapshot after this many applied events.") var snapshotEveryEvents = 1_000_000
+    @Option(help: "Memory for the delta records behind the counter snapshots, in bytes; older chunks spill to <data-dir>/spill past it.")
+    var snapshotMemoryBytes = 512 << 20
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 16 * 1024 * 1024
     @Option(help: "Largest request line + headers, in bytes.") var maxHeaderBytes = 16 * 1024
     @Option(help: "Most open connections.") var maxConnections = 10_000
@@ -48,6 +50,7 @@ struct Serve: ParsableCommand {
         guard retentionDays >= 1 else { throw ValidationError("--retention-days must be at least 1") }
         guard idempotencyWindowHours >= 1 else { throw ValidationError("--idempotency-window-hours must be at least 1") }
         guard deltasPerSnapshot >= 2 else { throw ValidationError("--deltas-per-snapshot must be at least 2") }
+        guard snapshotMemoryBytes >= 1 << 20 else { throw ValidationError("--snapshot-memory-bytes must be at least 1 MiB") }
         guard snapshotEveryEvents >= 1 else { throw ValidationError("--snapshot-every-events must be at least 1") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard maxHeaderBytes >= 1024 else { throw ValidationError("--max-header-bytes must be at least 1024") }
@@ -70,6 +73,7 @@ struct Serve: ParsableCommand {
         configuration.engine.idempotencyWindowMilliseconds = Int64(idempotencyWindowHours) * 3_600_000
         configuration.engine.deltasPerSnapshot = deltasPerSnapshot
         configuration.snapshotEveryEvents = snapshotEveryEvents
+        configuration.engine.deltaMemoryBytesMax = snapshotMemoryBytes
         configuration.bodyBytesMax = maxBodyBytes
         configuration.headerBytesMax = maxHeaderBytes
         configuration.connectionsMax = maxConnections

@@ -93,6 +93,56 @@ final class EngineTests: XCTestCase {
         XCTAssertFalse(restored.admit(id: "f-1", arrivalMilliseconds: 0), "idempotency keys survive a snapshot")
     }
 
+    /// With a tiny memory budget, old chunks' records spill to the store, and every answer —
+    /// including after late events that land in spilled chunks — equals an engine that
+    /// keeps everything in memory.
+    func testSpilledChunksAnswerExactlyAndComeBackForLateEvents() throws {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("testSpilledChunksAnswerExactlyAndComeBackForLateEvents HEADCOUNT_TEST_SEED=\(seed)")
+        var random = SplitMix(seed: seed)
+        var spilling = EngineConfiguration()
+        spilling.deltasPerSnapshot = 8
+        spilling.deltaMemoryBytesMax = 24 * 40  // about 40 records resident
+        let engine = Engine(configuration: spilling)
+        let store = InMemoryDeltaSpillStore()
+        engine.spillStore = store
+        var plain = EngineConfiguration()
+        plain.deltasPerSnapshot = 8
+        let reference = Engine(configuration: plain)
+        let kinds: [FeedEventKind] = [.ticketCreated, .ticketDeleted, .ticketRestored, .ticketDownloaded, .transferAccepted, .passAdded]
+        var maximumSpilled = 0
+        for step in 1...2_000 {
+            let kind = kinds[Int(random.next() % UInt64(kinds.count))]
+            // Mostly on time, one in ten late by up to the whole history.
+            let time = random.next() % 10 == 0 ? Int64(random.next() % UInt64(step * 10)) : Int64(step * 10)
+            var details = FeedEvent.Details.none
+            switch kind {
+            case .ticketDeleted: details = .deletion(isPending: false)
+            case .ticketDownloaded: details = .device("d")
+            case .passAdded: details = .pass(.ios, .active, nil)
+            default: break
+            }
+            let event = FeedEvent(id: "s\(step)", kind: kind, eventId: "E1", ticketId: "T\(random.next() % 60)",
+                                  occurredAt: time, details: details)
+            for subject in [engine, reference] {
+                XCTAssertTrue(subject.admit(id: event.id, arrivalMilliseconds: 0))
+                subject.apply(event, sequence: UInt64(step))
+            }
+            if step % 50 == 0 {
+                engine.spillIfOverBudget()
+                maximumSpilled = max(maximumSpilled, engine.spilledChunkCount)
+                XCTAssertLessThanOrEqual(engine.residentDeltaBytes, spilling.deltaMemoryBytesMax + 24 * 16,
+                                         "resident records stay within the budget (plus the chunks that cannot spill)")
+            }
+        }
+        XCTAssertGreaterThan(maximumSpilled, 10, "the budget must force spilling for this test to mean anything")
+        for instant in stride(from: Int64(-1), through: 20_010, by: 3) {
+            XCTAssertEqual(engine.statistics(eventId: "E1", at: instant), reference.statistics(eventId: "E1", at: instant),
+                           "instant \(instant), HEADCOUNT_TEST_SEED=\(seed)")
+        }
+        XCTAssertGreaterThan(store.loadCount, 0, "queries and late events read spilled chunks back")
+    }
+
     /// Readers on another thread never see a half-applied event: every read satisfies the
     /// invariants while the owner thread applies events as fast as it can.
     func testPublishedCountersAreConsistentAcrossThreads() {

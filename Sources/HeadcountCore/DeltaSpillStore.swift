@@ -1,0 +1,48 @@
+/// Where the delta records of old snapshot chunks go when the engine's in-memory budget for
+/// them (`EngineConfiguration.deltaMemoryBytesMax`) is exceeded: the chunk keeps its snapshot
+/// (the cumulative counters) and its first key in memory, and its records are handed to this
+/// store. A query or a late event that lands in a spilled chunk loads them back.
+///
+/// The core stays free of I/O: the store is injected. `HeadcountStorage.DeltaSpillFile` keeps
+/// them in a file; `InMemoryDeltaSpillStore` is for tests. Spilled records are a cache of
+/// state that snapshots and the WAL rebuild at start-up, so the file is recreated each run.
+///
+/// A store that cannot read back what it stored cannot answer a query exactly; it must stop
+/// the process with a clear message rather than return wrong bytes.
+public protocol DeltaSpillStore: AnyObject {
+    /// Keeps the bytes; returns a token to load them with, or nil if they could not be kept
+    /// (the records then stay in memory).
+    func store(_ bytes: UnsafeRawBufferPointer) -> UInt64?
+    /// The bytes stored under `token`.
+    func load(_ token: UInt64, byteCount: Int) -> [UInt8]
+    /// The bytes under `token` are no longer needed.
+    func discard(_ token: UInt64, byteCount: Int)
+}
+
+/// A spill store in memory, for tests: it counts what it holds.
+public final class InMemoryDeltaSpillStore: DeltaSpillStore {
+    private var blobs: [UInt64: [UInt8]] = [:]
+    private var nextToken: UInt64 = 1
+    public private(set) var loadCount = 0
+
+    public init() {}
+
+    public var storedByteCount: Int { blobs.values.reduce(0) { $0 + $1.count } }
+
+    public func store(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let token = nextToken
+        nextToken += 1
+        blobs[token] = Array(bytes)
+        return token
+    }
+
+    public func load(_ token: UInt64, byteCount: Int) -> [UInt8] {
+        loadCount += 1
+        guard let bytes = blobs[token], bytes.count == byteCount else {
+            preconditionFailure("spilled delta records \(token) are missing")
+        }
+        return bytes
+    }
+
+    public func discard(_ token: UInt64, byteCount: Int) { blobs[token] = nil }
+}
