@@ -13,6 +13,7 @@ struct Options {
     var events = 20
     var rounds = 3
     var json = false
+    var ingestOnly = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -22,6 +23,7 @@ struct Options {
             case "--events": events = Int(iterator.next() ?? "") ?? events
             case "--rounds": rounds = Int(iterator.next() ?? "") ?? rounds
             case "--json": json = true
+            case "--ingest-only": ingestOnly = true
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -105,7 +107,7 @@ let options = Options(CommandLine.arguments)
 var results: [(String, Double, String)] = []
 func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value, unit))
-    if !options.json { print(String(format: "%-44@ %14.1f %@", name as NSString, value, unit as NSString)) }
+    if !options.json { print(name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%14.1f ", value) + unit) }
 }
 
 let feed = eventDay(tickets: options.tickets, events: options.events, seed: 42)
@@ -133,6 +135,7 @@ for round in 0..<options.rounds {
 report("core ingest (admit + apply)", median(ingestRates), "events/s")
 report("memory per ticket (all state, RSS growth)", Double(residentGrowth) / Double(options.tickets), "bytes")
 report("memory per feed event (all state)", Double(residentGrowth) / Double(feed.count), "bytes")
+if options.ingestOnly { exit(0) }
 
 // 2. Queries: 8 events at now, an hour back, at a random past instant.
 let latest = feed.map(\.occurredAt).max()!
