@@ -21,25 +21,23 @@
 extension Engine {
     static let snapshotFormatVersion: UInt8 = 1
 
-    public func encodeSnapshot() -> [UInt8] {
-        var writer = ByteWriter(capacity: 1 << 20)
-        writer.u8(Engine.snapshotFormatVersion)
-        writer.u64(lastAppliedSequence)
-        writer.varint(UInt64(idempotencyKeys.count))
-        idempotencyKeys.arrivals.forEach { key, arrival in
-            writer.u64(key.low)
-            writer.u64(key.high)
-            writer.i64(arrival)
-        }
-        let eventIds = ledgers.keys.sorted()
-        writer.varint(UInt64(eventIds.count))
-        for eventId in eventIds {
-            ledgers[eventId]!.encode(into: &writer)
-        }
+    /// The engine's state as bytes. Same as `snapshotSource().encode()`.
+    public func encodeSnapshot() -> [UInt8] { snapshotSource().encode() }
+
+    /// An immutable copy of the state a snapshot needs, cheap to take: the arrays are shared
+    /// copy-on-write (the owner thread copies one only when it next changes it). `encode()`
+    /// may then run on any thread while the owner goes on applying events. The status-change
+    /// log is encoded here, on the owner thread.
+    public func snapshotSource() -> EngineSnapshotSource {
         var statusBytes: [UInt8] = []
         statusChanges.encode(into: &statusBytes)
-        writer.blob(statusBytes)
-        return writer.bytes
+        let ledgerStates = ledgers.keys.sorted().map { eventId -> EngineSnapshotSource.LedgerState in
+            let ledger = ledgers[eventId]!
+            return EngineSnapshotSource.LedgerState(eventId: eventId, ticketNumbers: ledger.ticketNumbers,
+                                                    ticketHeads: ledger.ticketHeads, history: ledger.history)
+        }
+        return EngineSnapshotSource(lastAppliedSequence: lastAppliedSequence, idempotencyKeys: idempotencyKeys.arrivals,
+                                    ledgers: ledgerStates, statusChangeBytes: statusBytes)
     }
 
     public static func decodeSnapshot(_ bytes: UnsafeRawBufferPointer,
@@ -71,24 +69,66 @@ extension Engine {
     }
 }
 
-extension EventLedger {
-    func encode(into writer: inout ByteWriter) {
-        writer.string(eventId)
-        writer.varint(UInt64(ticketCount))
-        forEachTicket { key, entries in
-            writer.u64(key.low)
-            writer.u64(key.high)
-            writer.varint(UInt64(entries.count))
-            for entry in entries {
-                writer.i64(entry.occurredAt)
-                writer.u64(entry.sequence)
-                writer.u64(entry.device)
-                writer.u8(entry.kind.rawValue)
-                writer.u8(entry.argument)
-            }
-        }
+/// What a snapshot holds, frozen at one sequence; see `Engine.snapshotSource()`.
+public struct EngineSnapshotSource: @unchecked Sendable {
+    struct LedgerState {
+        var eventId: String
+        var ticketNumbers: FingerprintMap<Int32>
+        var ticketHeads: [Int32]
+        var history: [EventLedger.HistoryEntry]
     }
 
+    public let lastAppliedSequence: UInt64
+    let idempotencyKeys: FingerprintMap<Int64>
+    let ledgers: [LedgerState]
+    let statusChangeBytes: [UInt8]
+
+    /// The snapshot payload (docs/FORMATS.md, "Engine state"). O(state); any thread.
+    public func encode() -> [UInt8] {
+        var writer = ByteWriter(capacity: 1 << 20)
+        writer.u8(Engine.snapshotFormatVersion)
+        writer.u64(lastAppliedSequence)
+        writer.varint(UInt64(idempotencyKeys.count))
+        idempotencyKeys.forEach { key, arrival in
+            writer.u64(key.low)
+            writer.u64(key.high)
+            writer.i64(arrival)
+        }
+        writer.varint(UInt64(ledgers.count))
+        for ledger in ledgers {
+            writer.string(ledger.eventId)
+            writer.varint(UInt64(ledger.ticketHeads.count))
+            var tickets: [(Hash128, Int32)] = []
+            tickets.reserveCapacity(ledger.ticketHeads.count)
+            ledger.ticketNumbers.forEach { key, number in tickets.append((key, number)) }
+            tickets.sort { $0.1 < $1.1 }
+            ledger.history.withUnsafeBufferPointer { history in
+                for (key, number) in tickets {
+                    writer.u64(key.low)
+                    writer.u64(key.high)
+                    var count: UInt64 = 0
+                    var current = ledger.ticketHeads[Int(number)]
+                    while current >= 0 { count += 1; current = history[Int(current)].next }
+                    writer.varint(count)
+                    current = ledger.ticketHeads[Int(number)]
+                    while current >= 0 {
+                        let entry = history[Int(current)]
+                        writer.i64(entry.occurredAt)
+                        writer.u64(entry.sequence)
+                        writer.u64(entry.device)
+                        writer.u8(entry.kind.rawValue)
+                        writer.u8(entry.argument)
+                        current = entry.next
+                    }
+                }
+            }
+        }
+        writer.blob(statusChangeBytes)
+        return writer.bytes
+    }
+}
+
+extension EventLedger {
     static func decode(from reader: inout ByteReader, chunkCapacity: Int, lastSequence: UInt64) throws -> EventLedger {
         let ledger = EventLedger(eventId: try reader.string(maxBytes: 128), chunkCapacity: chunkCapacity)
         let ticketCount = try reader.count(minimumItemBytes: 17)

@@ -181,24 +181,6 @@ final class EventLedger {
 
     // MARK: - Snapshot support
 
-    /// Every ticket's fingerprint with its entries in order.
-    func forEachTicket(_ body: (Hash128, [HistoryEntry]) -> Void) {
-        var tickets: [(Hash128, Int32)] = []
-        tickets.reserveCapacity(ticketCount)
-        ticketNumbers.forEach { key, number in tickets.append((key, number)) }
-        tickets.sort { $0.1 < $1.1 }
-        var entries: [HistoryEntry] = []
-        for (key, number) in tickets {
-            entries.removeAll(keepingCapacity: true)
-            var current = ticketHeads[Int(number)]
-            while current >= 0 {
-                entries.append(history[Int(current)])
-                current = history[Int(current)].next
-            }
-            body(key, entries)
-        }
-    }
-
     /// Adds a ticket whose entries are sorted and folded (snapshot load). False if repeated.
     func adoptTicket(_ key: Hash128, entries: [HistoryEntry]) -> Bool {
         let number = Int32(ticketHeads.count)

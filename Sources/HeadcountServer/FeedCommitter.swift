@@ -19,7 +19,7 @@ import Logging
 final class FeedCommitter {
     enum JobKind {
         case flush(bytes: [UInt8], firstSequence: UInt64, lastSequence: UInt64, sync: Bool)
-        case snapshot(payload: [UInt8], sequence: UInt64)
+        case snapshot(source: EngineSnapshotSource)
     }
 
     /// Carries one storage job to a pool thread and its outcome back.
@@ -45,8 +45,9 @@ final class FeedCommitter {
                 case .flush(let bytes, let first, let last, let sync):
                     try wal.append(bytes, firstSequence: first, lastSequence: last)
                     if sync { try wal.sync() }
-                case .snapshot(let payload, let sequence):
-                    try snapshots.write(sequence: sequence, payload: payload)
+                case .snapshot(let source):
+                    // Encoding runs here, off the loop: the source is an immutable copy.
+                    try snapshots.write(sequence: source.lastAppliedSequence, payload: source.encode())
                     try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
                 }
             } catch {
@@ -74,7 +75,7 @@ final class FeedCommitter {
     private var pendingBytes: [UInt8] = []
     private var pendingEvents: [(event: FeedEvent, sequence: UInt64)] = []
     private var inFlightEvents: [(event: FeedEvent, sequence: UInt64)] = []
-    private var pendingSnapshot: (payload: [UInt8], sequence: UInt64)?
+    private var pendingSnapshot: EngineSnapshotSource?
     private var waiters: Deque<(sequence: UInt64, completion: (String?) -> Void)> = []
     private var isJobRunning = false
     private(set) var failure: String?
@@ -128,9 +129,9 @@ final class FeedCommitter {
         startNextJob()
     }
 
-    /// Queues an engine snapshot taken at `sequence` (every event up to it applied).
-    func writeSnapshot(payload: [UInt8], sequence: UInt64) {
-        pendingSnapshot = (payload, sequence)
+    /// Queues an engine snapshot (every event up to its sequence applied).
+    func writeSnapshot(_ source: EngineSnapshotSource) {
+        pendingSnapshot = source
         startNextJob()
     }
 
@@ -145,7 +146,7 @@ final class FeedCommitter {
             pendingBytes = []
             pendingBytes.reserveCapacity(64 * 1024)
         } else if let snapshot = pendingSnapshot {
-            kind = .snapshot(payload: snapshot.payload, sequence: snapshot.sequence)
+            kind = .snapshot(source: snapshot)
             pendingSnapshot = nil
         } else {
             return
@@ -184,7 +185,8 @@ final class FeedCommitter {
                 waiters.removeFirst()
                 first.completion(nil)
             }
-        case .snapshot(_, let sequence):
+        case .snapshot(let source):
+            let sequence = source.lastAppliedSequence
             snapshotCount += 1
             logger.info("snapshot written", metadata: ["sequence": "\(sequence)"])
         }

@@ -20,8 +20,10 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
         print("CrashRecoveryEndToEndTests HEADCOUNT_TEST_SEED=\(seed)")
         // Every event at its own millisecond, so the answer cannot depend on arrival order.
-        let events = TestFeeds.uniqueTimeFeed(seed: seed, count: 4_000, eventIds: ["E1", "E2"], tickets: 300,
-                                                  base: E2E.base)
+        let allEvents = TestFeeds.uniqueTimeFeed(seed: seed, count: 4_500, eventIds: ["E1", "E2"], tickets: 300,
+                                                     base: E2E.base)
+        let events = Array(allEvents[..<4_000])
+        let laterEvents = Array(allEvents[4_000...])
         let batches = stride(from: 0, to: events.count, by: 40).map { Array(events[$0..<min($0 + 40, events.count)]) }
 
         let server = try ServerProcess(extraArguments: ["--fsync", "on", "--snapshot-every-events", "1500"])
@@ -66,10 +68,26 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         }
         try assertAnswersEqualModel(server: server, events: events, seed: seed)
 
-        // And once more through a clean restart (snapshot + WAL).
+        // Let the housekeeping timer take a background snapshot (more than 1,500 events were
+        // applied since start), then crash again: recovery = that snapshot + the WAL after it.
+        let snapshotsDirectory = server.dataDirectory + "/snapshots"
+        for _ in 0..<100 where ((try? FileManager.default.contentsOfDirectory(atPath: snapshotsDirectory)) ?? []).filter({ $0.hasSuffix(".snap") }).isEmpty {
+            usleep(50_000)
+        }
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: snapshotsDirectory).filter { $0.hasSuffix(".snap") }.isEmpty,
+                       "a snapshot was written while serving")
+        // More events after the snapshot, then the crash: they come back from the WAL's tail.
+        let tail = try server.client().request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
+                                               body: laterEvents.map(TestFeeds.ndjsonLine).joined(separator: "\n"))
+        XCTAssertEqual(try tail.jsonObject()["accepted"] as? Int, laterEvents.count)
+        server.kill()
+        try server.start()
+        try assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
+
+        // And once more through a clean restart (final snapshot + WAL).
         XCTAssertEqual(server.terminate(), 0)
         try server.start()
-        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+        try assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
     }
 
     private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
