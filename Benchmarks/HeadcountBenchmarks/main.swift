@@ -135,6 +135,11 @@ for round in 0..<options.rounds {
 report("core ingest (admit + apply)", median(ingestRates), "events/s")
 report("memory per ticket (all state, RSS growth)", Double(residentGrowth) / Double(options.tickets), "bytes")
 report("memory per feed event (all state)", Double(residentGrowth) / Double(feed.count), "bytes")
+let breakdown = engine.memoryBreakdown
+report("ticket current state per ticket", Double(breakdown.ticketStateBytes) / Double(breakdown.tickets), "bytes")
+report("history per ticket or pass event", Double(breakdown.historyBytes) / Double(breakdown.historyEntries), "bytes")
+report("deltas + snapshots per ticket or pass event", Double(breakdown.deltaBytes) / Double(breakdown.historyEntries), "bytes")
+report("idempotency keys per feed event", Double(breakdown.idempotencyBytes) / Double(feed.count), "bytes")
 if options.ingestOnly { exit(0) }
 
 // 2. Queries: 8 events at now, an hour back, at a random past instant.

@@ -63,7 +63,8 @@ extension CounterVector {
 /// checkpoints: the snapshot's time is its chunk's first record time.
 ///
 /// - A query at T: binary search the last chunk starting at or before T (O(log chunks)),
-///   then replay at most `2 × chunkCapacity` records of that chunk.
+///   then replay the shorter side of T within that chunk — forward from its snapshot or
+///   backward from the next chunk's — at most `chunkCapacity` records.
 /// - An on-time record appends to the last chunk: O(1) amortized.
 /// - A late record (or a correction of an existing one) at time t updates the snapshots of
 ///   the chunks after t: O(chunks after t × bits changed). Late by seconds touches one or
@@ -117,21 +118,32 @@ struct DeltaIndex {
         guard recordCount > 0, instant >= chunkFirstTimes[0] else { return (CounterVector(), nil) }
         if instant >= latestOccurredAt { return (live, latestOccurredAt) }
         let index = lastChunk(startingAtOrBefore: instant)
-        var counters = chunks[index].snapshot
-        var updatedAt = chunkFirstTimes[index]
-        let replay = { (records: UnsafeBufferPointer<DeltaRecord>) in
-            for record in records {
-                if record.occurredAt > instant { break }
-                counters.apply(record)
-                updatedAt = record.occurredAt
+        let nextSnapshot = index + 1 < chunks.count ? chunks[index + 1].snapshot : live
+        let answer = { (records: UnsafeBufferPointer<DeltaRecord>) -> (CounterVector, Int64?) in
+            // `applied`: how many records of the chunk are at or before the instant (≥ 1).
+            var low = 0
+            var high = records.count
+            while low < high {
+                let middle = (low + high) / 2
+                if records[middle].occurredAt <= instant { low = middle + 1 } else { high = middle }
             }
+            let applied = low
+            // Replay the shorter side: forward from this chunk's snapshot, or backward from
+            // the next one's. At most half a chunk either way.
+            var counters: CounterVector
+            if applied <= records.count - applied {
+                counters = self.chunks[index].snapshot
+                for position in 0..<applied { counters.apply(records[position]) }
+            } else {
+                counters = nextSnapshot
+                for position in applied..<records.count { counters.apply(records[position], sign: -1) }
+            }
+            return (counters, records[applied - 1].occurredAt)
         }
         if let spilled = chunks[index].spilled {
-            loadSpilled(spilled).withUnsafeBufferPointer(replay)
-        } else {
-            chunks[index].records.withUnsafeBufferPointer(replay)
+            return loadSpilled(spilled).withUnsafeBufferPointer(answer)
         }
-        return (counters, updatedAt)
+        return chunks[index].records.withUnsafeBufferPointer(answer)
     }
 
     /// Adds a new record at its place in time.
@@ -228,6 +240,13 @@ struct DeltaIndex {
         chunks[index].records = []
         residentRecordCount -= records.count
         return true
+    }
+
+    /// Bytes held: resident records (by capacity) and every chunk's snapshot and keys.
+    var allocatedBytes: Int {
+        var bytes = chunks.capacity * MemoryLayout<Chunk>.stride + chunkFirstTimes.capacity * 16
+        for chunk in chunks { bytes += chunk.records.capacity * MemoryLayout<DeltaRecord>.stride }
+        return bytes
     }
 
     var spilledChunkCount: Int { chunks.reduce(0) { $0 + ($1.spilled == nil ? 0 : 1) } }

@@ -159,6 +159,37 @@ public final class Engine {
 
     // MARK: - Figures for metrics and benchmarks
 
+    /// Where the engine's memory goes, counted from its arrays' capacities (not the
+    /// allocator's overhead).
+    public struct MemoryBreakdown: Sendable {
+        /// Ticket index (fingerprint → number) and each ticket's first and last history entry:
+        /// a ticket's *current state*.
+        public var ticketStateBytes = 0
+        /// Ticket histories kept to re-derive a ticket when a late event arrives.
+        public var historyBytes = 0
+        /// Delta records in memory, plus the counter snapshot heading each chunk.
+        public var deltaBytes = 0
+        /// Idempotency keys (feed id fingerprints with their arrival).
+        public var idempotencyBytes = 0
+        public var tickets = 0
+        public var historyEntries = 0
+    }
+
+    public var memoryBreakdown: MemoryBreakdown {
+        var breakdown = MemoryBreakdown()
+        for ledger in ledgers.values {
+            breakdown.ticketStateBytes += ledger.ticketNumbers.allocatedBytes
+                + (ledger.ticketHeads.capacity + ledger.ticketTails.capacity) * MemoryLayout<Int32>.stride
+            breakdown.historyBytes += ledger.history.capacity * MemoryLayout<EventLedger.HistoryEntry>.stride
+            breakdown.deltaBytes += ledger.deltas.allocatedBytes
+            breakdown.tickets += ledger.ticketCount
+            breakdown.historyEntries += ledger.history.count
+        }
+        breakdown.idempotencyBytes = idempotencyKeys.arrivals.allocatedBytes
+        return breakdown
+    }
+
+
     public var eventCount: Int { ledgers.count }
     public var ticketCount: Int { ledgers.values.reduce(0) { $0 + $1.ticketCount } }
     public var idempotencyKeyCount: Int { idempotencyKeys.count }

@@ -76,6 +76,9 @@ struct FingerprintMap<Value> {
         self = rebuilt
     }
 
+    /// Bytes of the slot array (key and value of every slot, used or not).
+    var allocatedBytes: Int { slots.capacity * MemoryLayout<Slot>.stride }
+
     /// Every entry, in slot order.
     func forEach(_ body: (Hash128, Value) -> Void) {
         for slot in slots where slot.low != 0 || slot.high != 0 {
