@@ -168,7 +168,7 @@ extension EventLedger {
                 entries.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, kind: kind, argument: argument,
                                             device: device, maskAfter: mask))
             }
-            guard ledger.adoptTicket(key, entries: entries) else {
+            guard ledger.adoptTicket(key, entries: entries, finalState: fold.packed(deviceCount: devices.count)) else {
                 throw ByteReader.Malformed(offset: reader.offset, reason: "a ticket appears twice")
             }
         }

@@ -180,6 +180,7 @@ public final class Engine {
         for ledger in ledgers.values {
             breakdown.ticketStateBytes += ledger.ticketNumbers.allocatedBytes
                 + (ledger.ticketHeads.capacity + ledger.ticketTails.capacity) * MemoryLayout<Int32>.stride
+                + ledger.ticketStates.capacity * MemoryLayout<UInt32>.stride
             breakdown.historyBytes += ledger.history.capacity * MemoryLayout<EventLedger.HistoryEntry>.stride
             breakdown.deltaBytes += ledger.deltas.allocatedBytes
             breakdown.tickets += ledger.ticketCount

@@ -51,6 +51,8 @@ final class EventLedger {
     private(set) var ticketNumbers = FingerprintMap<Int32>(capacity: 64, emptyValue: -1)
     private(set) var ticketHeads: [Int32] = []
     private(set) var ticketTails: [Int32] = []
+    /// Each ticket's state after its latest entry (`TicketFold.packed`).
+    private(set) var ticketStates: [UInt32] = []
     private(set) var history: [HistoryEntry] = []
     private(set) var deltas: DeltaIndex
     /// The counters with everything applied, readable from any thread (see `publish`).
@@ -77,14 +79,33 @@ final class EventLedger {
             precondition(nextNumber < Int32.max, "ticket numbers are 32-bit per event")
             ticketHeads.append(-1)
             ticketTails.append(-1)
+            ticketStates.append(TicketFold().packed(deviceCount: 0))
         }
         precondition(history.count < Int(Int32.max), "history entries are 32-bit per event")
         let entry = Int32(history.count)
         history.append(HistoryEntry(occurredAt: occurredAt, sequence: sequence, kind: kind, argument: argument,
                                     device: device, maskAfter: 0))
+        let previousTail = ticketTails[ticket]
         link(entry, into: ticket)
-        refold(ticket: ticket, inserted: entry)
         isPublishPending = true
+        // The common case: the ticket's latest event, not one that needs the device set.
+        // Its state follows from the cached state alone — no walk of the history.
+        let cached = ticketStates[ticket]
+        if ticketTails[ticket] == entry && !EventLedger.isDeviceKind(kind) && cached != TicketFold.unpackable {
+            let deviceCount = Int(cached >> 19)
+            var fold = TicketFold(packed: cached)
+            var noDevices: [UInt64] = []
+            fold.apply(kind: kind, argument: argument, device: device, devices: &noDevices)
+            let mask = fold.contribution(deviceCount: deviceCount)
+            let previousMask = previousTail >= 0 ? history[Int(previousTail)].maskAfter : 0
+            deltas.insert(DeltaRecord(occurredAt: occurredAt, sequence: sequence,
+                                      minus: previousMask & ~mask, plus: mask & ~previousMask,
+                                      action: TicketFold.actionSlot(kind: kind, argument: argument)))
+            history[Int(entry)].setMaskAfter(mask)
+            ticketStates[ticket] = fold.packed(deviceCount: deviceCount)
+            return
+        }
+        refold(ticket: ticket, inserted: entry)
     }
 
     func setSpillStore(_ store: DeltaSpillStore?) { deltas.spillStore = store }
@@ -171,6 +192,7 @@ final class EventLedger {
             }
             current = entry.next
         }
+        ticketStates[ticket] = fold.packed(deviceCount: devices.count)
     }
 
     /// The statistics at `instant`.
@@ -182,7 +204,7 @@ final class EventLedger {
     // MARK: - Snapshot support
 
     /// Adds a ticket whose entries are sorted and folded (snapshot load). False if repeated.
-    func adoptTicket(_ key: Hash128, entries: [HistoryEntry]) -> Bool {
+    func adoptTicket(_ key: Hash128, entries: [HistoryEntry], finalState: UInt32) -> Bool {
         let number = Int32(ticketHeads.count)
         guard ticketNumbers.insertIfAbsent(key, number).inserted else { return false }
         let first = Int32(history.count)
@@ -193,6 +215,7 @@ final class EventLedger {
         }
         ticketHeads.append(first)
         ticketTails.append(first + Int32(entries.count - 1))
+        ticketStates.append(finalState)
         return true
     }
 
