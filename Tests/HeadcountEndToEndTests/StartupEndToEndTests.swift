@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+
+/// Start-up as an operator meets it: generated keys on a first start without `--keys`, and
+/// a damaged WAL that stops start-up with the file and the offset.
+final class StartupEndToEndTests: XCTestCase {
+    private func run(_ arguments: [String], until marker: String? = nil) throws -> (status: Int32?, stdout: String, stderr: String, process: Process) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServerProcess.binaryPath)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        var stdout = ""
+        if let marker {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline && !stdout.contains(marker) && process.isRunning {
+                stdout += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+            }
+            return (nil, stdout, "", process)
+        }
+        process.waitUntilExit()
+        stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, stdout, stderr, process)
+    }
+
+    func testFirstStartWithoutKeysGeneratesAndPrintsThemOnce() throws {
+        let directory = NSTemporaryDirectory() + "headcount-keys-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try run(["serve", "--port", "0", "--data-dir", directory], until: "listening on")
+        defer { if first.process.isRunning { first.process.terminate(); first.process.waitUntilExit() } }
+        XCTAssertTrue(first.stdout.contains("generated API keys in \(directory)/keys.json"), first.stdout)
+        let feedKey = try XCTUnwrap(first.stdout.components(separatedBy: "feed key:").last?
+            .split(whereSeparator: \.isWhitespace).first.map(String.init))
+        let keys = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/keys.json"))) as? [[String: Any]]
+        XCTAssertEqual(Set(keys?.compactMap { $0["role"] as? String } ?? []), ["feed", "admin"])
+        XCTAssertTrue(keys?.contains { $0["key"] as? String == feedKey } ?? false, "the printed feed key is in the file")
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/keys.json")
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600, "keys are readable by the owner only")
+        first.process.terminate()
+        first.process.waitUntilExit()
+
+        // The second start reuses the file and prints no key.
+        let second = try run(["serve", "--port", "0", "--data-dir", directory], until: "listening on")
+        defer { if second.process.isRunning { second.process.terminate(); second.process.waitUntilExit() } }
+        XCTAssertFalse(second.stdout.contains("feed key"), second.stdout)
+        XCTAssertTrue(second.stdout.contains("listening on http://127.0.0.1:"), second.stdout)
+    }
+
+    func testDamageInTheMiddleOfTheWALStopsStartupNamingFileAndOffset() throws {
+        let server = try ServerProcess()
+        defer { server.terminate(); server.removeData() }
+        try server.start()
+        let client = try server.client()
+        for batch in 0..<3 {
+            let body = (0..<20).map { i in
+                #"{"id":"w\#(batch)-\#(i)","type":"ticket.created","eventId":"E1","ticketId":"T\#(i)","occurredAt":"\#(E2E.time(E2E.base + Int64(i)))"}"#
+            }.joined(separator: "\n")
+            XCTAssertEqual(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, body: body).status, 200)
+        }
+        server.kill()  // no final snapshot: the WAL is all there is
+
+        let walDirectory = server.dataDirectory + "/wal"
+        let segment = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: walDirectory).filter { $0.hasSuffix(".log") }.first)
+        let path = walDirectory + "/" + segment
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let middle = bytes.count / 2
+        bytes[middle] ^= 0xff
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let result = try run(["serve", "--port", "0", "--data-dir", server.dataDirectory, "--keys", server.keysFile])
+        XCTAssertEqual(result.status, 65, "a damaged WAL is a data error; stderr: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains(segment), "names the file: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("offset"), "names the offset: \(result.stderr)")
+        XCTAssertFalse(result.stdout.contains("listening"), "never serves from damaged data")
+    }
+}
