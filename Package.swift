@@ -96,7 +96,8 @@ let package = Package(
         .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
         .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore"]),
         .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore"]),
-        .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
+        .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"],
+                    exclude: ["python"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

@@ -228,7 +228,21 @@ extension HeadcountServer: HTTPRequestHandler {
         } catch {
             return fail(.invalidParameter(error.parameter, reason: error.message))
         }
-        guard let page else { return fail(.eventNotFound(eventKey)) }
+        guard let page else {
+            guard engine.knowsEvent(eventKey) else { return fail(.eventNotFound(eventKey)) }
+            // Known from ticket or pass events only: no status change yet, an empty list (an
+            // event is known once any of its events was accepted, docs/API.md), and no cursor
+            // can name one of its status changes.
+            switch query.cursor {
+            case .none: break
+            case .startAfter(let id), .endBefore(let id):
+                let parameter = query.cursor == .startAfter(id) ? "start_after_id" : "end_before_id"
+                return fail(.invalidParameter(parameter, reason: "Invalid \(parameter) \(id): no status change with this id in event \(eventKey)"))
+            }
+            metrics.recordQuery()
+            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(#"{"items":[]}"#.utf8)))
+            return
+        }
         var writer = JSONWriter(capacity: 256 * max(page.items.count, 1))
         page.writeJSON(into: &writer)
         metrics.recordQuery()

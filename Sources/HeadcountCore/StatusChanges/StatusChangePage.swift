@@ -109,68 +109,13 @@ public struct StatusChangePage: Equatable, Sendable {
 }
 
 extension SCL {
-    // TODO: use Timestamp.write once merged
-    /// Writes `"2017-05-05T10:58:44.715Z"` (UTC, millisecond precision) as a JSON string.
-    /// Years outside 0…9999 are written with a sign and at least 6 digits (ISO 8601 expanded).
+    /// Writes `"2017-05-05T10:58:44.715Z"` (UTC, millisecond precision; see
+    /// `Timestamp.format(milliseconds:)`) as a JSON string: plain ASCII, nothing to escape.
     static func writeTimestamp(_ milliseconds: Int64, into writer: inout JSONWriter) {
-        var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &buffer) { out in
-            out[0] = UInt8(ascii: "\"")
-            let count = formatTimestamp(milliseconds, into: UnsafeMutableRawBufferPointer(rebasing: out[1...]))
-            out[count + 1] = UInt8(ascii: "\"")
-            // Plain ASCII with nothing to escape: written raw.
-            writer.raw(utf8: UnsafeRawBufferPointer(rebasing: out[0..<(count + 2)]))
-        }
-    }
-
-    /// Formats into `out` (≥ 32 bytes), returning the length. Hinnant's civil_from_days.
-    static func formatTimestamp(_ milliseconds: Int64, into out: UnsafeMutableRawBufferPointer) -> Int {
-        let msPerDay: Int64 = 86_400_000
-        var days = milliseconds / msPerDay
-        var msOfDay = milliseconds % msPerDay
-        if msOfDay < 0 {
-            msOfDay += msPerDay
-            days -= 1
-        }
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-
-        var index = 0
-        func put(_ byte: UInt8) { out[index] = byte; index += 1 }
-        func digits(_ value: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var rest = value
-            while divisor > 0 {
-                put(0x30 + UInt8(truncatingIfNeeded: rest / divisor))
-                rest %= divisor
-                divisor /= 10
-            }
-        }
-        if year >= 0 && year <= 9999 {
-            digits(year, 4)
-        } else {
-            put(year < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-            let magnitude = year.magnitude
-            var width = 6
-            var limit: UInt64 = 1_000_000
-            while magnitude >= limit { width += 1; limit *= 10 }
-            digits(Int64(magnitude), width)
-        }
-        put(UInt8(ascii: "-")); digits(month, 2)
-        put(UInt8(ascii: "-")); digits(day, 2)
-        put(UInt8(ascii: "T")); digits(msOfDay / 3_600_000, 2)
-        put(UInt8(ascii: ":")); digits(msOfDay / 60_000 % 60, 2)
-        put(UInt8(ascii: ":")); digits(msOfDay / 1000 % 60, 2)
-        put(UInt8(ascii: ".")); digits(msOfDay % 1000, 3)
-        put(UInt8(ascii: "Z"))
-        return index
+        writer.valuePrefix()
+        writer.bytes.append(UInt8(ascii: "\""))
+        Timestamp.write(milliseconds: milliseconds, into: &writer.bytes)
+        writer.bytes.append(UInt8(ascii: "\""))
+        writer.hasElement = true
     }
 }
