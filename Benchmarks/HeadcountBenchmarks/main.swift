@@ -30,22 +30,11 @@ struct Options {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
 
 /// An event day: every ticket is created, most are downloaded, some transferred, passes
 /// added, activated and controlled at the gate; 5% of deliveries are late by up to an hour.
 func eventDay(tickets: Int, events: Int, seed: UInt64) -> [FeedEvent] {
-    var random = SplitMix(state: seed)
+    var random = SplitMix64(seed: seed)
     let start: Int64 = 1_750_000_000_000
     var feed: [FeedEvent] = []
     feed.reserveCapacity(tickets * 8)
@@ -145,7 +134,7 @@ if options.ingestOnly { exit(0) }
 // 2. Queries: 8 events at now, an hour back, at a random past instant.
 let latest = feed.map(\.occurredAt).max()!
 let earliest = feed.map(\.occurredAt).min()!
-var random = SplitMix(state: 7)
+var random = SplitMix64(seed: 7)
 for (name, instantOf) in [("query 8 events, now", { (_: Int) -> Int64 in latest + 1 }),
                           ("query 8 events, random past instant", { (_: Int) -> Int64 in earliest + Int64(random.below(Int(latest - earliest))) })] {
     let histogram = Histogram<UInt64>(highestTrackableValue: 1_000_000_000, numberOfSignificantValueDigits: .three)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import HeadcountCore
 
 /// An in-memory disk for tests that can crash.
 ///
@@ -48,7 +49,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
     private var faults: [Operation: Int32] = [:]
     private var operationsUntilCrash: Int?
     private var isHalted = false
-    private var random: SeededRandom
+    private var random: SplitMix64
 
     private var isTearingWrites: Bool
 
@@ -63,7 +64,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
     ///   - seed: drives the torn lengths, so a run replays exactly.
     public init(tearsWrites: Bool = false, seed: UInt64 = 0) {
         self.isTearingWrites = tearsWrites
-        self.random = SeededRandom(seed: seed)
+        self.random = SplitMix64(seed: seed)
         directories.insert("/")
     }
 
@@ -369,17 +370,3 @@ public struct SimulatedCrash: Error, CustomStringConvertible {
     public var description: String { "simulated crash" }
 }
 
-/// SplitMix64: a small, fast, seedable generator, so that simulations replay exactly.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -51,7 +51,7 @@ final class EngineTests: XCTestCase {
         let engine = Engine(configuration: configuration)
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("testManyChunksWithLateEventsMatchFreshIndex HEADCOUNT_TEST_SEED=\(seed)")
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         var events: [(FeedEventKind, String, Int64, FeedEvent.Details)] = []
         for _ in 0..<600 {
             let ticket = "T\(random.next() % 40)"
@@ -99,7 +99,7 @@ final class EngineTests: XCTestCase {
     func testSpilledChunksAnswerExactlyAndComeBackForLateEvents() throws {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("testSpilledChunksAnswerExactlyAndComeBackForLateEvents HEADCOUNT_TEST_SEED=\(seed)")
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         var spilling = EngineConfiguration()
         spilling.deltasPerSnapshot = 8
         spilling.deltaMemoryBytesMax = 24 * 40  // about 40 records resident
@@ -182,14 +182,3 @@ final class ManagedFlag: @unchecked Sendable {
     func fail(_ message: String) { lock.lock(); if failure == nil { failure = message }; value = true; lock.unlock() }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import HeadcountCore
 import XCTest
 @testable import HeadcountCore
 
@@ -115,7 +116,7 @@ final class StatusChangeLogTests: XCTestCase {
 
     private func richEvent() -> StatusChangeHarness {
         let h = StatusChangeHarness()
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         let labels = ["A-1", "A-11", "A-10", "A-2", "Section A-A-1", "B-1", "B-12", "GA", "é-1", "a-1"]
         let statuses = ["booked", "free", "reservedByToken", "resale"]
         for _ in 0..<60 {
@@ -330,7 +331,7 @@ final class StatusChangeLogTests: XCTestCase {
         for cut in stride(from: 0, to: again.count, by: max(1, again.count / 97)) {
             XCTAssertThrowsError(try Array(again.prefix(cut)).withUnsafeBytes { try StatusChangeLog.decode($0) })
         }
-        var random = SeededRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         for _ in 0..<300 {
             var corrupt = again
             for _ in 0..<3 { corrupt[Int(random.next() % UInt64(corrupt.count))] = UInt8(truncatingIfNeeded: random.next()) }
@@ -490,7 +491,7 @@ final class StatusChangeLogTests: XCTestCase {
         // Cross-check against Foundation's Gregorian calendar over a spread of instants.
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        var random = SeededRandom(seed: 3)
+        var random = SplitMix64(seed: 3)
         for _ in 0..<2000 {
             let ms = Int64(random.next() % 253_402_300_799_999)
             let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second],

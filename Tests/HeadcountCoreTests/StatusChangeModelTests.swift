@@ -181,18 +181,6 @@ final class StatusChangeHarness {
     }
 }
 
-/// A small deterministic generator (SplitMix64) so a failing seed can be replayed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 import XCTest
 
@@ -211,7 +199,7 @@ final class StatusChangeModelTests: XCTestCase {
         var nonEmpty = 0
         var errors = 0
         for round in 0..<40 {
-            var random = SeededRandom(seed: seed &+ UInt64(round))
+            var random = SplitMix64(seed: seed &+ UInt64(round))
             func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
             func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
             let retention: Int64 = chance(50) ? 400 : 1_000_000
@@ -294,7 +282,7 @@ final class StatusChangeModelTests: XCTestCase {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap(UInt64.init)
             ?? UInt64(Date().timeIntervalSince1970 * 1000)
         print("StatusChangeModelTests.testLargeRandomAgainstBruteForceModel seed \(seed)")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let h = StatusChangeHarness(retention: 1_000_000)
         let statuses = ["booked", "free", "reservedByToken", "resale"]
         for i in 0..<9000 {

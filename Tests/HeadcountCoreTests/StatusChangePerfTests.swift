@@ -29,7 +29,7 @@ final class StatusChangePerfTests: XCTestCase {
         }
         let residentBefore = residentBytes()
         let t0: Int64 = 1_700_000_000_000
-        var random = SeededRandom(seed: 1)
+        var random = SplitMix64(seed: 1)
         let log = StatusChangeLog()
         var applyNanos: UInt64 = 0
         var batch: [FeedEvent] = []
@@ -77,12 +77,12 @@ final class StatusChangePerfTests: XCTestCase {
             return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
         }
         print("  (list = StatusChangeLog.list incl. item materialisation; json = writing the page; ms, 300 queries each)")
-        func measure(_ name: String, objectLabel: String? = nil, _ makeQuery: (inout SeededRandom) -> StatusChangeQuery) throws {
+        func measure(_ name: String, objectLabel: String? = nil, _ makeQuery: (inout SplitMix64) -> StatusChangeQuery) throws {
             var listWall: [UInt64] = []
             var listCPU: [UInt64] = []
             var jsonCPU: [UInt64] = []
             var items = 0
-            var rng = SeededRandom(seed: 99)
+            var rng = SplitMix64(seed: 99)
             for _ in 0..<300 {
                 let query = makeQuery(&rng)
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -105,7 +105,7 @@ final class StatusChangePerfTests: XCTestCase {
             func p(_ values: [UInt64], _ percent: Int) -> UInt64 { values[values.count * percent / 100] }
             print("  \(name.padding(toLength: 40, withPad: " ", startingAt: 0)) list cpu p50 \(ms(p(listCPU, 50))) p99 \(ms(p(listCPU, 99))) | wall p50 \(ms(p(listWall, 50))) p99 \(ms(p(listWall, 99))) | json cpu p99 \(ms(p(jsonCPU, 99))) | \(items / listWall.count)/page")
         }
-        func cursor(_ rng: inout SeededRandom) -> StatusChangeCursor {
+        func cursor(_ rng: inout SplitMix64) -> StatusChangeCursor {
             let id = Int64(rng.next() % UInt64(lastID)) + 1
             return rng.next() % 2 == 0 ? .startAfter(id) : .endBefore(id)
         }

@@ -429,7 +429,7 @@ enum SCE {
     /// Seeded status changes over `labels`, about two per distinct second (so many equal
     /// dates), delivered in shuffled date order.
     static func dataset(prefix: String, event: String, count: Int, seed: UInt64, labels: [String], base: Int64) -> [FeedEvent] {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let statuses = ["free", "booked", "reservedByToken", "resale", "Custom status", "booked"]
         return (0..<count).map { index in
             let status = statuses[Int(random.next() % UInt64(statuses.count))]

@@ -1,4 +1,5 @@
 @testable import HeadcountStorage
+import HeadcountCore
 import XCTest
 
 final class CRC32CTests: XCTestCase {
@@ -26,7 +27,7 @@ final class CRC32CTests: XCTestCase {
             }
             return ~crc
         }
-        var random = SeededRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         let data = (0..<300).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         for start in 0..<9 {
             for end in start...data.count where end - start < 40 || end == data.count {

@@ -1,9 +1,10 @@
 @testable import HeadcountStorage
+import HeadcountCore
 import XCTest
 
 final class SnapshotStoreTests: XCTestCase {
     private func payload(_ sequence: UInt64, count: Int = 100) -> [UInt8] {
-        var random = SeededRandom(seed: sequence)
+        var random = SplitMix64(seed: sequence)
         return (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 @testable import HeadcountStorage
+import HeadcountCore
 import XCTest
 
 /// WAL + snapshots over a disk that crashes (between operations and in the middle of them:
@@ -14,7 +15,7 @@ final class StorageSimulationTests: XCTestCase {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) }
             ?? UInt64.random(in: 0...UInt64.max)
         print("StorageSimulationTests seed: \(seed) (replay with HEADCOUNT_TEST_SEED=\(seed))")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         func roll(_ bound: Int) -> Int { Int(random.next() % UInt64(bound)) }
 
         let fileSystem = SimulatedFileSystem(tearsWrites: true, seed: random.next())

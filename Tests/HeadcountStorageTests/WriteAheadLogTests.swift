@@ -315,7 +315,7 @@ final class WriteAheadLogTests: XCTestCase {
         try appendBatches(wal, from: 1, sizes: [3, 5, 2, 7, 4, 1, 6])
         let names = try segmentNames(pristine)
         let originals = (1...28).map(makeRecord)
-        var random = SeededRandom(seed: 5)
+        var random = SplitMix64(seed: 5)
         var outcomes = (corrupt: 0, torn: 0, intact: 0)
         for _ in 0..<3_000 {
             let fileSystem = SimulatedFileSystem()

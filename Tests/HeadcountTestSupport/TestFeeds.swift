@@ -6,7 +6,7 @@ public enum TestFeeds {
     /// A seeded feed whose every event has its own `occurredAt` (so no answer depends on
     /// arrival order), covering every ticket and pass kind, delivered shuffled.
     public static func uniqueTimeFeed(seed: UInt64, count: Int, eventIds: [String], tickets: Int, base: Int64) -> [FeedEvent] {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let kinds: [FeedEventKind] = FeedEventKind.allCases.filter(\.isTicketOrPass)
         var times = Array(0..<count).map { base + Int64($0) * 3 }
         times.shuffle(using: &random)
@@ -73,15 +73,3 @@ public enum TestFeeds {
     }
 }
 
-/// SplitMix64: small, seedable, the same sequence everywhere.
-public struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
