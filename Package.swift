@@ -86,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "HeadcountBenchmarks",
             dependencies: [
-                "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
+                "HeadcountCore", "HeadcountFeed", "HeadcountStorage", "HeadcountTestSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/HeadcountBenchmarks"

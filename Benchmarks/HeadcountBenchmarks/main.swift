@@ -6,6 +6,9 @@
 // run (shared machines are noisy). docs/BENCHMARKS.md records the latest figures.
 import Foundation
 import HeadcountCore
+import HeadcountFeed
+import HeadcountStorage
+import HeadcountTestSupport
 import Histogram
 
 struct Options {
@@ -96,7 +99,7 @@ let options = Options(CommandLine.arguments)
 var results: [(String, Double, String)] = []
 func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value, unit))
-    if !options.json { print(name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%14.1f ", value) + unit) }
+    if !options.json { print(name.padding(toLength: 54, withPad: " ", startingAt: 0) + String(format: "%14.1f ", value) + unit) }
 }
 
 let feed = eventDay(tickets: options.tickets, events: options.events, seed: 42)
@@ -161,6 +164,106 @@ report("snapshot size per ticket", Double(payload.count) / Double(options.ticket
 var decodeSeconds = 0.0
 decodeSeconds = seconds { _ = try! payload.withUnsafeBytes { try Engine.decodeSnapshot($0) } }
 report("snapshot decode per million feed events", decodeSeconds * 1e6 / Double(feed.count), "s")
+
+// 4. Feed decoding: the event day as NDJSON requests of 1,000 events.
+let lines = feed.map(TestFeeds.ndjsonLine)
+let bodies: [[UInt8]] = stride(from: 0, to: lines.count, by: 1_000).map {
+    Array(lines[$0..<min($0 + 1_000, lines.count)].joined(separator: "\n").utf8)
+}
+let decoder = FeedDecoder()
+var decodeRates: [Double] = []
+for _ in 0..<options.rounds {
+    var decoded = 0
+    let elapsed = seconds {
+        for body in bodies {
+            if case .success(let items) = decoder.decode(body, format: .ndjson) { decoded += items.count }
+        }
+    }
+    precondition(decoded == feed.count, "every event decodes")
+    decodeRates.append(Double(decoded) / elapsed)
+}
+report("feed decode (NDJSON, simdjson)", median(decodeRates), "events/s")
+
+// 5. WAL: encode, append + one fsync, replay (read, checksum, decode), and a restart's
+//    replay + apply, per million events.
+let walDirectory = NSTemporaryDirectory() + "headcount-bench-wal-\(getpid())"
+defer { try? FileManager.default.removeItem(atPath: walDirectory) }
+var walBytes: [UInt8] = []
+walBytes.reserveCapacity(feed.count * 64)
+let encodeSeconds = seconds {
+    for (offset, event) in feed.enumerated() {
+        WriteAheadLog.encode(WALRecord(sequence: UInt64(offset + 1), arrivalMilliseconds: 0, event: event), into: &walBytes)
+    }
+}
+report("WAL encode", Double(feed.count) / encodeSeconds, "records/s")
+report("WAL bytes per record", Double(walBytes.count) / Double(feed.count), "bytes")
+let wal = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+_ = try! wal.recover(after: 0) { _ in }
+let appendSeconds = seconds {
+    try! wal.append(walBytes, firstSequence: 1, lastSequence: UInt64(feed.count))
+    try! wal.sync()
+}
+report("WAL append + fsync", Double(walBytes.count) / appendSeconds / 1e6, "MB/s")
+var replayed: [FeedEvent] = []
+replayed.reserveCapacity(feed.count)
+let replaySeconds = seconds {
+    let reopened = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+    _ = try! reopened.recover(after: 0) { replayed.append($0.event) }
+}
+report("WAL replay (read, check, decode)", Double(replayed.count) / replaySeconds, "records/s")
+let restartSeconds = seconds {
+    let restarted = Engine()
+    for (offset, event) in replayed.enumerated() {
+        _ = restarted.admit(id: event.id, arrivalMilliseconds: 0)
+        restarted.apply(event, sequence: UInt64(offset + 1))
+    }
+} + replaySeconds
+report("restart from WAL only, per million events", restartSeconds * 1e6 / Double(feed.count), "s")
+
+// 6. Seat status changes: 1,000,000 changes over 100,000 objects in one event.
+let changeCount = options.tickets * 5
+let objectCount = max(changeCount / 10, 1)
+let log = StatusChangeLog()
+let statuses = ["free", "booked", "reservedByToken", "resale"]
+let statusSeconds = seconds {
+    for index in 0..<changeCount {
+        let label = "S\(index % objectCount / 1000)-R\(index % objectCount / 20 % 50)-\(index % objectCount % 20)"
+        let change = SeatStatusChange(objectLabel: label, status: statuses[index % 4], orderId: index % 3 == 0 ? "o\(index)" : nil,
+                                      extraDataJSON: index % 5 == 0 ? #"{"userId":"\#(index % 977)"}"# : nil,
+                                      originType: .apiCall, originIP: "10.0.0.1")
+        log.apply(FeedEvent(id: "s\(index)", kind: .seatStatusChanged, eventId: "SEATS", ticketId: "",
+                            occurredAt: 1_750_000_000_000 + Int64(index) * 7, details: .seatStatus(change)),
+                  sequence: UInt64(index + 1))
+    }
+}
+let seatNow = Int64(1_750_000_000_000) + Int64(changeCount) * 7
+report("status changes: add", Double(changeCount) / statusSeconds, "changes/s")
+report("status changes: memory per change", Double(log.memoryFootprint) / Double(changeCount), "bytes")
+let deepCursor = Int64(changeCount / 2)
+let pageCases: [(String, StatusChangeQuery, String?)] = [
+    ("status changes: page 100, date desc", StatusChangeQuery(limit: 100), nil),
+    ("status changes: page 100, label asc, deep cursor",
+     StatusChangeQuery(sortField: .objectLabel, ascending: true, limit: 100, cursor: .startAfter(deepCursor)), nil),
+    ("status changes: page 100, status desc, end_before",
+     StatusChangeQuery(sortField: .status, ascending: false, limit: 100, cursor: .endBefore(deepCursor)), nil),
+    ("status changes: page 100, filter contains, deep",
+     StatusChangeQuery(filter: "R1-1", limit: 100, cursor: .startAfter(deepCursor)), nil),
+    ("status changes: page 100, one object", StatusChangeQuery(limit: 100), "S3-R7-11"),
+]
+for (name, query, object) in pageCases {
+    var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000_000, numberOfSignificantValueDigits: .three)
+    var items = 0
+    for _ in 0..<200 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let page = try! log.list(eventKey: "SEATS", objectLabel: object, query: query, now: seatNow)!
+        var writer = JSONWriter(capacity: 32_768)
+        page.writeJSON(into: &writer)
+        histogram.record(DispatchTime.now().uptimeNanoseconds - start)
+        items = page.items.count
+    }
+    precondition(items > 0, "\(name) returns items")
+    report(name + " p99", Double(histogram.valueAtPercentile(99)) / 1000, "µs")
+}
 
 if options.json {
     let object = Dictionary(uniqueKeysWithValues: results.map { ($0.0, ["value": $0.1, "unit": $0.2] as [String: Any]) })
