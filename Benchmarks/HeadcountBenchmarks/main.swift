@@ -1,6 +1,9 @@
 // Micro-benchmarks of Headcount's hot paths. Figures are printed, never asserted.
 //
-//   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--json]
+//   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--rounds N] [--json]
+//                                            [--compare Benchmarks/baseline.json] [--ingest-only]
+//
+// --compare prints each figure beside the committed baseline and their ratio.
 //
 // Each figure is the median of several rounds on this machine; compare ratios within one
 // run (shared machines are noisy). docs/BENCHMARKS.md records the latest figures.
@@ -17,6 +20,7 @@ struct Options {
     var rounds = 3
     var json = false
     var ingestOnly = false
+    var comparePath: String?
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -27,6 +31,7 @@ struct Options {
             case "--rounds": rounds = Int(iterator.next() ?? "") ?? rounds
             case "--json": json = true
             case "--ingest-only": ingestOnly = true
+            case "--compare": comparePath = iterator.next()
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -269,4 +274,15 @@ if options.json {
     let object = Dictionary(uniqueKeysWithValues: results.map { ($0.0, ["value": $0.1, "unit": $0.2] as [String: Any]) })
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     print(String(decoding: data, as: UTF8.self))
+}
+
+if let comparePath = options.comparePath,
+   let data = FileManager.default.contents(atPath: comparePath),
+   let baseline = try? JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] {
+    print("\ncompared with \(comparePath) (ratio = now / baseline):")
+    for (name, value, unit) in results {
+        guard let old = baseline[name]?["value"] as? Double, old != 0 else { continue }
+        print(name.padding(toLength: 54, withPad: " ", startingAt: 0)
+              + String(format: "%14.1f %14.1f  x%.2f ", value, old, value / old) + unit)
+    }
 }
