@@ -25,6 +25,7 @@ BATCH_CONNS=2       # headcount-loadgen connections in (b) and (c)
 BATCH_PIPELINE=2    # requests in flight per connection in (b) and (c)
 QUERY_RATE=200      # statistics queries per second in (c)
 JSON=0
+FRESH=0
 BUILD=1
 KEEP=0
 
@@ -38,6 +39,8 @@ usage: tools/race.sh [options]
   --batch B            events per NDJSON request in the batched phases (default $BATCH)
   --query-rate Q       statistics queries per second in (c) (default $QUERY_RATE)
   --quick              1 round, 5 s phases, 3 s idle phases (about a minute)
+  --fresh-each-round   restart both servers with empty data before each round (default: one
+                       pair of servers for the whole run, so Headcount's state grows round by round)
   --no-build           use the existing .build/release binaries
   --json               also print the whole result as JSON on stdout (tables go to stderr)
   --keep               keep the temporary directory (logs, server data)
@@ -53,6 +56,7 @@ while (( $# > 0 )); do
         --batch) BATCH="$2"; shift 2 ;;
         --query-rate) QUERY_RATE="$2"; shift 2 ;;
         --quick) ROUNDS=1; PHASE=5; IDLE=3; shift ;;
+        --fresh-each-round) FRESH=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --json) JSON=1; shift ;;
         --keep) KEEP=1; shift ;;
@@ -96,8 +100,7 @@ REDIS_PID=""
 HC_PID=""
 cleanup() {
     local rc=$?
-    [[ -n "$HC_PID" ]] && kill -TERM "$HC_PID" 2>/dev/null && wait "$HC_PID" 2>/dev/null || true
-    [[ -n "$REDIS_PID" ]] && kill -TERM "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
+    stop_servers
     if (( KEEP )); then echo "race: kept $TMP" >&2; else rm -rf "$TMP"; fi
     exit $rc
 }
@@ -106,47 +109,58 @@ trap 'exit 130' INT TERM
 
 port_free() { ! (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-mkdir -p "$TMP/redis"
-for _ in $(seq 1 20); do
-    RP=$(( 20000 + RANDOM % 40000 ))
-    port_free "$RP" || continue
-    redis-server --port "$RP" --bind 127.0.0.1 --protected-mode yes --dir "$TMP/redis" \
-        --appendonly yes --appendfsync always --save "" --daemonize no \
-        --logfile "$TMP/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 1 50); do
-        redis-cli -h 127.0.0.1 -p "$RP" ping >/dev/null 2>&1 && break
-        kill -0 "$REDIS_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if redis-cli -h 127.0.0.1 -p "$RP" ping >/dev/null 2>&1; then break; fi
-    kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
-done
-[[ -n "$REDIS_PID" ]] || { echo "race: redis-server did not start (see $TMP/redis.log)" >&2; exit 1; }
-
 FEED_KEY="race-feed-$RANDOM$RANDOM"
 READ_KEY="race-admin-$RANDOM$RANDOM"
 printf '[{"key":"%s","role":"feed"},{"key":"%s","role":"admin"}]\n' "$FEED_KEY" "$READ_KEY" > "$TMP/keys.json"
-"$HC" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/headcount" --keys "$TMP/keys.json" --fsync on \
-    >"$TMP/headcount.out" 2>"$TMP/headcount.err" </dev/null &
-HC_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-    URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$TMP/headcount.out" | head -1)
-    [[ -n "$URL" ]] && break
-    kill -0 "$HC_PID" 2>/dev/null || { cat "$TMP/headcount.err" >&2; echo "race: headcount exited" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "race: headcount did not start" >&2; exit 1; }
+
+# start_servers N: redis and headcount with empty data in $TMP/*-N; sets RP, URL, the PIDs.
+start_servers() {
+    local gen="$1"
+    mkdir -p "$TMP/redis-$gen"
+    REDIS_PID=""
+    for _ in $(seq 1 20); do
+        RP=$(( 20000 + RANDOM % 40000 ))
+        port_free "$RP" || continue
+        redis-server --port "$RP" --bind 127.0.0.1 --protected-mode yes --dir "$TMP/redis-$gen" \
+            --appendonly yes --appendfsync always --save "" --daemonize no \
+            --logfile "$TMP/redis-$gen.log" &
+        REDIS_PID=$!
+        for _ in $(seq 1 50); do
+            redis-cli -h 127.0.0.1 -p "$RP" ping >/dev/null 2>&1 && break
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if redis-cli -h 127.0.0.1 -p "$RP" ping >/dev/null 2>&1; then break; fi
+        kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+    done
+    [[ -n "$REDIS_PID" ]] || { echo "race: redis-server did not start (see $TMP/redis-$gen.log)" >&2; exit 1; }
+
+    "$HC" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/headcount-$gen" --keys "$TMP/keys.json" --fsync on \
+        >"$TMP/headcount-$gen.out" 2>"$TMP/headcount-$gen.err" </dev/null &
+    HC_PID=$!
+    URL=""
+    for _ in $(seq 1 300); do
+        URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$TMP/headcount-$gen.out" | head -1)
+        [[ -n "$URL" ]] && break
+        kill -0 "$HC_PID" 2>/dev/null || { cat "$TMP/headcount-$gen.err" >&2; echo "race: headcount exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n "$URL" ]] || { echo "race: headcount did not start" >&2; exit 1; }
+    LGBASE=("$LG" --url "$URL" --feed-key "$FEED_KEY" --read-key "$READ_KEY" --quiet --json)
+    say "race: headcount $URL (--fsync on, data $TMP/headcount-$gen); redis $REDIS_VERSION 127.0.0.1:$RP (appendonly yes, appendfsync always, dir $TMP/redis-$gen)"
+}
+
+stop_servers() {
+    [[ -n "$HC_PID" ]] && { kill -TERM "$HC_PID" 2>/dev/null; wait "$HC_PID" 2>/dev/null || true; }
+    [[ -n "$REDIS_PID" ]] && { kill -TERM "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true; }
+    HC_PID=""; REDIS_PID=""
+}
 
 REDIS_VERSION=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 NPROC=$(nproc)
 say "race: machine: $NPROC cores, $CPU, $(uname -sr)"
-say "race: headcount $URL (--fsync on, data $TMP/headcount); redis $REDIS_VERSION 127.0.0.1:$RP (appendonly yes, appendfsync always)"
 say "race: $ROUNDS round(s); phases ${PHASE}s, idle ${IDLE}s; C=$CONNS; batch $BATCH over $BATCH_CONNS conn × pipeline $BATCH_PIPELINE; $QUERY_RATE queries/s"
-
-LGBASE=("$LG" --url "$URL" --feed-key "$FEED_KEY" --read-key "$READ_KEY" --quiet --json)
 
 # ---- helpers ---------------------------------------------------------------------------
 # loadgen NAME ARGS...: runs the loadgen, keeps its JSON in $TMP/NAME.json (errors are counted
@@ -180,18 +194,28 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---- setup: the 8 queried events, with history now and a year back --------------------
-say "race: setup: 8 events × 2,000 tickets now, 8 × 500 tickets dated 360.5 days ago"
-loadgen setup --flat-out --events 8 --tickets 2000 --batch 1000 --connections 1 --pipeline 2 \
-    --backfill-tickets 500 --backfill-days 360.5 --probe-rate 0 --duration 60
-say "    setup: $(j '.feed.accepted' setup) events now, backfill $(j '.backfill.accepted' setup) events a year back"
+setup() {
+    say "race: setup: 8 events × 2,000 tickets now, 8 × 500 tickets dated 360.5 days ago"
+    loadgen "setup-$1" --flat-out --events 8 --tickets 2000 --batch 1000 --connections 1 --pipeline 2 \
+        --backfill-tickets 500 --backfill-days 360.5 --probe-rate 0 --duration 60
+    say "    setup: $(j '.feed.accepted' "setup-$1") events now, backfill $(j '.backfill.accepted' "setup-$1") events a year back"
+    # Redis calibration, to size redis-benchmark -n for about PHASE seconds.
+    redis_p1=$(redis_bench "cal1-$1" 1 5000)
+    redis_p64=$(redis_bench "cal64-$1" 64 200000)
+}
 
-# Redis calibration, to size redis-benchmark -n for about PHASE seconds.
-redis_p1=$(redis_bench cal1 1 5000)
-redis_p64=$(redis_bench cal64 64 200000)
+start_servers 1
+setup 1
 
 declare -a A_HC A_R A_RATIO B_HC B_R B_RATIO Q_IDLE Q_SAT Q_IDLE_PAST Q_SAT_PAST FRESH Q_SAT_FEED ROUND_JSON
 for round in $(seq 1 "$ROUNDS"); do
     say ""
+    if (( FRESH && round > 1 )); then
+        stop_servers
+        (( KEEP )) || rm -rf "$TMP/headcount-$((round - 1))" "$TMP/redis-$((round - 1))"
+        start_servers "$round"
+        setup "$round"
+    fi
     say "round $round/$ROUNDS"
     # Alternate who goes first, so a drift of the machine does not always favour one side.
     first_hc=$(( round % 2 ))
@@ -203,7 +227,7 @@ for round in $(seq 1 "$ROUNDS"); do
     if (( first_hc )); then run_a_hc; run_a_r; else run_a_r; run_a_hc; fi
     a_hc=$(j '.feed.eventsPerSecondAccepted' "a-hc-$round")
     A_HC+=("$a_hc"); A_R+=("$redis_p1"); A_RATIO+=("$(ratio "$a_hc" "$redis_p1")")
-    say "  (a) 1 event/request, C=$CONNS: headcount $(fmt "$a_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "a-hc-$round") ms) | redis HINCRBY -P 1 $(fmt "$redis_p1") req/s (p99 $(redis_p99 "a-redis-$round") ms) | ratio $(ratio "$a_hc" "$redis_p1") (target ≥ 1.5)"
+    say "  (a) 1 event/request, C=$CONNS: headcount $(fmt "$a_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "a-hc-$round"), max $(j '.feed.ackLatencyMs.max' "a-hc-$round") ms) | redis HINCRBY -P 1 $(fmt "$redis_p1") req/s (p99 $(redis_p99 "a-redis-$round") ms) | ratio $(ratio "$a_hc" "$redis_p1") (target ≥ 1.5)"
 
     # (b) batched
     n64=$(awk -v r="$redis_p64" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 100000) n = 100000; print n }')
@@ -212,7 +236,7 @@ for round in $(seq 1 "$ROUNDS"); do
     if (( first_hc )); then run_b_hc; run_b_r; else run_b_r; run_b_hc; fi
     b_hc=$(j '.feed.eventsPerSecondAccepted' "b-hc-$round")
     B_HC+=("$b_hc"); B_R+=("$redis_p64"); B_RATIO+=("$(ratio "$b_hc" "$redis_p64")")
-    say "  (b) batched: headcount $(fmt "$b_hc") events/s ($BATCH/request, ack p99 $(j '.feed.ackLatencyMs.p99' "b-hc-$round") ms) | redis HINCRBY -P 64 $(fmt "$redis_p64") ops/s (p99 $(redis_p99 "b-redis-$round") ms) | ratio $(ratio "$b_hc" "$redis_p64") (target ≥ 1.0)"
+    say "  (b) batched: headcount $(fmt "$b_hc") events/s ($BATCH/request, ack p99 $(j '.feed.ackLatencyMs.p99' "b-hc-$round"), max $(j '.feed.ackLatencyMs.max' "b-hc-$round") ms) | redis HINCRBY -P 64 $(fmt "$redis_p64") ops/s (p99 $(redis_p99 "b-redis-$round") ms) | ratio $(ratio "$b_hc" "$redis_p64") (target ≥ 1.0)"
 
     # (c) statistics queries for 8 events
     loadgen "c-idle-$round" --no-feed --query-rate "$QUERY_RATE" --duration "$IDLE" --probe-rate 0
@@ -243,12 +267,13 @@ done
 
 say ""
 say "median over $ROUNDS round(s) — $NPROC cores, $CPU"
-m_a_hc=$(median "${A_HC[@]}"); m_a_r=$(median "${A_R[@]}"); m_a=$(median "${A_RATIO[@]}")
-m_b_hc=$(median "${B_HC[@]}"); m_b_r=$(median "${B_R[@]}"); m_b=$(median "${B_RATIO[@]}")
+two() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+m_a_hc=$(median "${A_HC[@]}"); m_a_r=$(median "${A_R[@]}"); m_a=$(two "$(median "${A_RATIO[@]}")")
+m_b_hc=$(median "${B_HC[@]}"); m_b_r=$(median "${B_R[@]}"); m_b=$(two "$(median "${B_RATIO[@]}")")
 m_qi=$(median "${Q_IDLE[@]}"); m_qs=$(median "${Q_SAT[@]}"); m_qip=$(median "${Q_IDLE_PAST[@]}"); m_qsp=$(median "${Q_SAT_PAST[@]}"); m_fr=$(median "${FRESH[@]}")
 verdict() { awk -v x="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? (x >= t) : (x <= t); print ok ? "met" : "NOT met" }'; }
 say "  (a) one event/request (C=$CONNS):  headcount $(fmt "$m_a_hc") req/s   redis $(fmt "$m_a_r") req/s   ratio $m_a   target ≥ 1.5: $(verdict "$m_a" 1.5 ge)"
-say "  (b) batched ($BATCH/request):      headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$m_b_r") ops/s   ratio $m_b   target ≥ 1.0: $(verdict "$m_b" 1.0 ge)"
+say "  (b) batched ($BATCH/request):   headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$m_b_r") ops/s   ratio $m_b   target ≥ 1.0: $(verdict "$m_b" 1.0 ge)"
 say "  (c) query p99 now:       idle $m_qi ms ($(verdict "$m_qi" 1 le) ≤ 1)   saturated $m_qs ms ($(verdict "$m_qs" 2 le) ≤ 2)"
 say "      query p99 year back: idle $m_qip ms ($(verdict "$m_qip" 1 le) ≤ 1)   saturated $m_qsp ms ($(verdict "$m_qsp" 2 le) ≤ 2)"
 say "      freshness p99 $m_fr ms"

@@ -264,8 +264,9 @@ struct Run: ParsableCommand {
 
         // Summary.
         var c = FeedCounters(), h = newHistogram(), hs = newHistogram(), qc = QueryCounters(), qh = newHistogram(), qhs = newHistogram()
+        var qlag = newHistogram()
         for s in feedStats { s.with { c.merge($0.counters); h.add($0.latency); hs.add($0.service) } }
-        for s in queryStats { s.with { qc.merge($0.counters); qh.add($0.latency); qhs.add($0.service) } }
+        for s in queryStats { s.with { qc.merge($0.counters); qh.add($0.latency); qhs.add($0.service); qlag.add($0.sendLag) } }
         let probe = probeStats.with { $0 }
         let feedSeconds = c.lastAnswer > c.firstSend && c.firstSend != .max ? Double(c.lastAnswer - c.firstSend) / 1e9 : 0
 
@@ -299,7 +300,7 @@ struct Run: ParsableCommand {
                 dateTime: queryPastDays > 0 ? "now - \(queryPastDays) days" : "now",
                 startedAfterSeconds: Double(qc.readyAfterNs) / 1e9, lastTotalTickets: qc.lastTotals,
                 perSecond: summary.seconds > 0 ? Double(qc.sent) / summary.seconds : 0,
-                latencyMs: Percentiles(qh), serviceMs: Percentiles(qhs), samples: qc.samples.items)
+                latencyMs: Percentiles(qh), serviceMs: Percentiles(qhs), sendLagMs: Percentiles(qlag), samples: qc.samples.items)
         }
         if probeRate > 0 {
             summary.freshness = FreshnessSummary(
@@ -359,6 +360,9 @@ struct QuerySummary: Codable {
     var latencyMs: Percentiles
     /// From the actual send: the server's answer time plus the loopback round trip.
     var serviceMs: Percentiles
+    /// Send time − scheduled time: waiting for the previous answer on the connection, or this
+    /// thread not getting a CPU in time.
+    var sendLagMs: Percentiles
     var samples: [String]
 }
 
@@ -422,6 +426,7 @@ struct Summary: Codable {
             out.append("           events \(config?.queryEventIds.joined(separator: ",") ?? ""); totalTickets in the last answer: \(q.lastTotalTickets.map(String.init).joined(separator: ","))")
             out.append("  latency  \(q.latencyMs.text)  (from the schedule)")
             out.append("  service  \(q.serviceMs.text)  (from the actual send)")
+            out.append("  send lag \(q.sendLagMs.text)  (actual send − schedule)")
             if q.startedAfterSeconds > 0.05 { out.append(String(format: "           (queries started %.2f s in, once the queried events existed)", q.startedAfterSeconds)) }
             for s in q.samples { out.append("  ! \(s)") }
         }

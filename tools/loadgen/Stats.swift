@@ -116,6 +116,8 @@ struct QueryState {
     var latency = newHistogram()
     /// From the actual send.
     var service = newHistogram()
+    /// How late the query was sent (its predecessor's answer still awaited, or this thread late).
+    var sendLag = newHistogram()
 }
 
 struct ProbeCounters {
