@@ -273,18 +273,13 @@ public final class HeadcountServer {
         closeWhenIdle()
     }
 
+    /// Closes the HTTP server and every handle once no storage job is in flight (checked
+    /// every few milliseconds), so the loop can end.
     private func closeWhenIdle() {
         if committer.isIdle || committer.failure != nil {
             http.close { [unowned self] in self.closeOwnHandles() }
-        } else {
-            committer.whenDurable(through: committer.lastAssignedSequence) { [unowned self] _ in
-                // Check again once the job that resolved this waiter has fully completed.
-                self.closeWhenIdleLater()
-            }
+            return
         }
-    }
-
-    private func closeWhenIdleLater() {
         let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop, timer)
         timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -292,10 +287,11 @@ public final class HeadcountServer {
             let server = Unmanaged<HeadcountServer>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
             uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
             server.closeWhenIdle()
-        }, 1, 0)
+        }, 5, 0)
     }
 
     private func closeOwnHandles() {
+        committer.close()
         if let timer = housekeepingTimer {
             uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
             housekeepingTimer = nil
