@@ -89,6 +89,12 @@ final class FeedCommitter {
     private let logger: Logger
     private var prepareHandle: UnsafeMutablePointer<uv_prepare_t>?
 
+    /// Durable events not yet applied, oldest first, with the flush boundaries among them.
+    /// They are applied a slice per loop turn, so a big batch never holds a query up for long.
+    private var unapplied: Deque<(event: FeedEvent, sequence: UInt64)> = []
+    private var flushBoundaries: Deque<UInt64> = []
+    private let applySliceEvents: Int
+    private var idleHandle: UnsafeMutablePointer<uv_idle_t>?
     private var pendingBytes: [UInt8] = []
     private var pendingEvents: [(event: FeedEvent, sequence: UInt64)] = []
     private var inFlightEvents: [(event: FeedEvent, sequence: UInt64)] = []
@@ -116,7 +122,9 @@ final class FeedCommitter {
     private(set) var snapshotCount = 0
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, wal: WriteAheadLog, snapshots: SnapshotStore,
-         lastSequence: UInt64, isFsyncEnabled: Bool, loopFlushBytesMax: Int = 256 * 1024, logger: Logger) {
+         lastSequence: UInt64, isFsyncEnabled: Bool, loopFlushBytesMax: Int = 32 * 1024, applySliceEvents: Int = 256,
+         logger: Logger) {
+        self.applySliceEvents = applySliceEvents
         self.loop = loop
         self.wal = wal
         self.snapshots = snapshots
@@ -132,6 +140,10 @@ final class FeedCommitter {
             Unmanaged<FeedCommitter>.fromOpaque(handle!.pointee.data).takeUnretainedValue().beforeLoopWaits()
         }
         prepareHandle = handle
+        let idle = UnsafeMutablePointer<uv_idle_t>.allocate(capacity: 1)
+        uv_idle_init(loop, idle)
+        idle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        idleHandle = idle
     }
 
     /// Closes the loop handle; call when the server stops (the loop must run once more).
@@ -140,11 +152,16 @@ final class FeedCommitter {
         prepareHandle = nil
         uv_prepare_stop(handle)
         uv_close(hc_prepare_as_handle(handle)) { handle in handle?.deallocate() }
+        if let idle = idleHandle {
+            idleHandle = nil
+            uv_idle_stop(idle)
+            uv_close(hc_idle_as_handle(idle)) { handle in handle?.deallocate() }
+        }
     }
 
     var isIdle: Bool {
         !isWALJobRunning && !isSnapshotJobRunning && pendingEvents.isEmpty && pendingSnapshot == nil
-            && !isTrimPending && waiters.isEmpty
+            && !isTrimPending && waiters.isEmpty && unapplied.isEmpty
     }
 
     /// Assigns the next sequence to an admitted event and queues it for the next flush.
@@ -212,16 +229,41 @@ final class FeedCommitter {
         flushDurable(byteCount: bytes.count, lastSequence: last)
     }
 
+    /// The flush is durable: its events join the backlog to apply.
     private func flushDurable(byteCount: Int, lastSequence: UInt64) {
         flushCount += 1
         bytesFlushed += byteCount
-        for (event, sequence) in inFlightEvents { applyDurable?(event, sequence) }
+        unapplied.append(contentsOf: inFlightEvents)
         inFlightEvents.removeAll(keepingCapacity: true)
-        batchApplied?()
-        durableSequence = lastSequence
+        flushBoundaries.append(lastSequence)
+        applySlice()
+    }
+
+    /// Applies up to `applySliceEvents` durable events; answers the requests whose events are
+    /// all applied; keeps the loop turning (an idle handle) while a backlog remains.
+    private func applySlice() {
+        var count = 0
+        while count < applySliceEvents, let (event, sequence) = unapplied.popFirst() {
+            applyDurable?(event, sequence)
+            count += 1
+        }
+        if count > 0 { batchApplied?() }
+        let appliedThrough = unapplied.first.map { $0.sequence - 1 } ?? (flushBoundaries.last ?? durableSequence)
+        while let boundary = flushBoundaries.first, boundary <= appliedThrough {
+            flushBoundaries.removeFirst()
+            durableSequence = boundary
+        }
         while let first = waiters.first, first.sequence <= durableSequence {
             waiters.removeFirst()
             first.completion(nil)
+        }
+        guard let idle = idleHandle else { return }
+        if unapplied.isEmpty {
+            uv_idle_stop(idle)
+        } else {
+            uv_idle_start(idle) { handle in
+                Unmanaged<FeedCommitter>.fromOpaque(handle!.pointee.data).takeUnretainedValue().applySlice()
+            }
         }
     }
 
