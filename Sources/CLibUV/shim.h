@@ -1,6 +1,11 @@
 #ifndef HEADCOUNT_CLIBUV_SHIM_H
 #define HEADCOUNT_CLIBUV_SHIM_H
 #include <uv.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/* The calling thread's kernel id (for per-thread priority). */
+static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
 
 /* Casts between libuv handle types that Swift cannot express directly. */
 static inline uv_handle_t *hc_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }

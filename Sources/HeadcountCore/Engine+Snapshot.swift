@@ -75,7 +75,7 @@ public struct EngineSnapshotSource: @unchecked Sendable {
         var eventId: String
         var ticketNumbers: FingerprintMap<Int32>
         var ticketHeads: [Int32]
-        var history: [EventLedger.HistoryEntry]
+        var history: PagedArray<EventLedger.HistoryEntry>
     }
 
     public let lastAppliedSequence: UInt64
@@ -102,7 +102,8 @@ public struct EngineSnapshotSource: @unchecked Sendable {
             tickets.reserveCapacity(ledger.ticketHeads.count)
             ledger.ticketNumbers.forEach { key, number in tickets.append((key, number)) }
             tickets.sort { $0.1 < $1.1 }
-            ledger.history.withUnsafeBufferPointer { history in
+            do {
+                let history = ledger.history
                 for (key, number) in tickets {
                     writer.u64(key.low)
                     writer.u64(key.high)

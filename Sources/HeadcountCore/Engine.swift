@@ -181,7 +181,7 @@ public final class Engine {
             breakdown.ticketStateBytes += ledger.ticketNumbers.allocatedBytes
                 + (ledger.ticketHeads.capacity + ledger.ticketTails.capacity) * MemoryLayout<Int32>.stride
                 + ledger.ticketStates.capacity * MemoryLayout<UInt32>.stride
-            breakdown.historyBytes += ledger.history.capacity * MemoryLayout<EventLedger.HistoryEntry>.stride
+            breakdown.historyBytes += ledger.history.allocatedBytes
             breakdown.deltaBytes += ledger.deltas.allocatedBytes
             breakdown.tickets += ledger.ticketCount
             breakdown.historyEntries += ledger.history.count

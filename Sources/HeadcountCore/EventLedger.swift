@@ -53,7 +53,7 @@ final class EventLedger {
     private(set) var ticketTails: [Int32] = []
     /// Each ticket's state after its latest entry (`TicketFold.packed`).
     private(set) var ticketStates: [UInt32] = []
-    private(set) var history: [HistoryEntry] = []
+    private(set) var history = PagedArray<HistoryEntry>()
     private(set) var deltas: DeltaIndex
     /// The counters with everything applied, readable from any thread (see `publish`).
     let published = PublishedCounters()

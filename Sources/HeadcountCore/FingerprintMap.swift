@@ -1,6 +1,10 @@
 /// An open-addressing hash map keyed by 128-bit fingerprints (`Hash128`), which are already
-/// uniformly random: the low word picks the slot, no re-hashing. Linear probing, power-of-two
-/// capacity, at most 70% full; key and value share a slot so a lookup touches one cache line.
+/// uniformly random: no re-hashing. It is split into 64 shards (by the high word), each an
+/// open-addressing table (linear probing on the low word, power-of-two capacity, at most 70%
+/// full, key and value in one slot so a lookup touches one cache line). Shards make the two
+/// long pauses of one big table short: growth rehashes one shard at a time, and after a
+/// snapshot takes a copy, the owner's next insert copies one shard, not the whole map.
+///
 /// The key (0, 0) marks an empty slot, so a fingerprint that is (0, 0) is stored as (1, 0) —
 /// a change with the same 2^-128 odds as any collision.
 ///
@@ -13,17 +17,51 @@ struct FingerprintMap<Value> {
         var value: Value
     }
 
-    private var slots: [Slot]
-    private var mask: Int
+    private struct Shard {
+        var slots: [Slot]
+        var mask: Int
+        var count = 0
+
+        init(capacity: Int, emptyValue: Value) {
+            var size = 8
+            while size * 7 / 10 < capacity { size *= 2 }
+            slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: size)
+            mask = size - 1
+        }
+
+        @inline(__always)
+        func find(_ key: Hash128) -> (index: Int, found: Bool) {
+            slots.withUnsafeBufferPointer { slots in
+                var index = Int(truncatingIfNeeded: key.low) & mask
+                while true {
+                    let slot = slots[index]
+                    if slot.low == key.low && slot.high == key.high { return (index, true) }
+                    if slot.low == 0 && slot.high == 0 { return (index, false) }
+                    index = (index + 1) & mask
+                }
+            }
+        }
+
+        mutating func grow(emptyValue: Value) {
+            var bigger = Shard(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
+            for slot in slots where slot.low != 0 || slot.high != 0 {
+                let index = bigger.find(Hash128(low: slot.low, high: slot.high)).index
+                bigger.slots[index] = slot
+                bigger.count += 1
+            }
+            self = bigger
+        }
+    }
+
+    private static var shardCount: Int { 64 }
+    private var shards: [Shard]
     private let emptyValue: Value
     private(set) var count = 0
 
     /// `emptyValue` fills unused slots (it is never returned).
     init(capacity: Int = 1024, emptyValue: Value) {
-        var size = 16
-        while size * 7 / 10 < capacity { size *= 2 }
-        slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: size)
-        mask = size - 1
+        let perShard = max(capacity / Self.shardCount, 1)
+        shards = Array(repeating: Shard(capacity: perShard, emptyValue: emptyValue), count: Self.shardCount)
         self.emptyValue = emptyValue
     }
 
@@ -33,22 +71,13 @@ struct FingerprintMap<Value> {
     }
 
     @inline(__always)
-    private func find(_ key: Hash128) -> (index: Int, found: Bool) {
-        slots.withUnsafeBufferPointer { slots in
-            var index = Int(truncatingIfNeeded: key.low) & mask
-            while true {
-                let slot = slots[index]
-                if slot.low == key.low && slot.high == key.high { return (index, true) }
-                if slot.low == 0 && slot.high == 0 { return (index, false) }
-                index = (index + 1) & mask
-            }
-        }
-    }
+    private static func shard(of key: Hash128) -> Int { Int(truncatingIfNeeded: key.high) & (shardCount - 1) }
 
     subscript(key: Hash128) -> Value? {
         let key = Self.normalized(key)
-        let (index, found) = find(key)
-        return found ? slots[index].value : nil
+        let shard = Self.shard(of: key)
+        let (index, found) = shards[shard].find(key)
+        return found ? shards[shard].slots[index].value : nil
     }
 
     /// Inserts if absent; returns the stored value and whether it was inserted.
@@ -56,13 +85,15 @@ struct FingerprintMap<Value> {
     @discardableResult
     mutating func insertIfAbsent(_ key: Hash128, _ value: Value) -> (value: Value, inserted: Bool) {
         let key = Self.normalized(key)
-        var (index, found) = find(key)
-        if found { return (slots[index].value, false) }
-        if (count + 1) * 10 > slots.count * 7 {
-            grow()
-            index = find(key).index
+        let shard = Self.shard(of: key)
+        var (index, found) = shards[shard].find(key)
+        if found { return (shards[shard].slots[index].value, false) }
+        if (shards[shard].count + 1) * 10 > shards[shard].slots.count * 7 {
+            shards[shard].grow(emptyValue: emptyValue)
+            index = shards[shard].find(key).index
         }
-        slots[index] = Slot(low: key.low, high: key.high, value: value)
+        shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: value)
+        shards[shard].count += 1
         count += 1
         return (value, true)
     }
@@ -76,19 +107,15 @@ struct FingerprintMap<Value> {
         self = rebuilt
     }
 
-    /// Bytes of the slot array (key and value of every slot, used or not).
-    var allocatedBytes: Int { slots.capacity * MemoryLayout<Slot>.stride }
+    /// Bytes of the slot arrays (key and value of every slot, used or not).
+    var allocatedBytes: Int { shards.reduce(0) { $0 + $1.slots.capacity } * MemoryLayout<Slot>.stride }
 
-    /// Every entry, in slot order.
+    /// Every entry, shard by shard in slot order.
     func forEach(_ body: (Hash128, Value) -> Void) {
-        for slot in slots where slot.low != 0 || slot.high != 0 {
-            body(Hash128(low: slot.low, high: slot.high), slot.value)
+        for shard in shards {
+            for slot in shard.slots where slot.low != 0 || slot.high != 0 {
+                body(Hash128(low: slot.low, high: slot.high), slot.value)
+            }
         }
-    }
-
-    private mutating func grow() {
-        var bigger = FingerprintMap(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
-        forEach { key, value in bigger.insertIfAbsent(key, value) }
-        self = bigger
     }
 }

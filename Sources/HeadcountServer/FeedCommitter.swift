@@ -1,4 +1,7 @@
 import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
 import DequeModule
 import HeadcountCore
 import HeadcountStorage
@@ -56,7 +59,12 @@ final class FeedCommitter {
                 case .trim:
                     try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
                 case .snapshot(let source):
-                    // Encoding runs here, off the loop: the source is an immutable copy.
+                    // Encoding runs here, off the loop: the source is an immutable copy. At a
+                    // lower priority, so that on a small machine the loop thread keeps its core.
+                    let thread = id_t(hc_gettid())
+                    let priority = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
+                    setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, 10)
+                    defer { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, priority) }
                     try snapshots.write(sequence: source.lastAppliedSequence, payload: source.encode())
                 }
             } catch {
