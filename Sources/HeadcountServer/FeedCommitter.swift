@@ -13,12 +13,13 @@ import Logging
 /// that arrived in that turn, or while the previous sync ran, shares one fsync. Then its
 /// events are applied to the engine in sequence order and the waiting requests answered.
 ///
-/// Small flushes (the common case with one event per request) are written and synced right
-/// there on the loop thread: a sync takes ~0.1–0.5 ms here, and a hop to a pool thread and
-/// back costs about as much again. Large ones (big batches) go to libuv's thread pool so the
-/// loop keeps decoding the next requests meanwhile. Snapshots are written on the pool on a
-/// queue of their own, so they never hold up the WAL; trimming the WAL after a snapshot runs
-/// on the WAL's queue, because only one thread at a time may touch the WAL.
+/// The write and the sync run on libuv's thread pool, so the loop keeps answering queries and
+/// decoding the next requests meanwhile: a sync takes 0.1–0.5 ms on this kind of disk, and a
+/// query must not wait for one (measured: syncing small flushes on the loop itself gave ~15%
+/// more single-event requests per second but put every sync in front of the queries — p50
+/// 0.9 ms instead of tens of µs). Snapshots are written on the pool on a queue of their own,
+/// so they never hold up the WAL; trimming the WAL after a snapshot runs on the WAL's queue,
+/// because only one thread at a time may touch the WAL.
 ///
 /// Order matters here (it is what "never loses an acknowledged event" rests on):
 /// 1. events are admitted (duplicate check) and encoded on the loop thread;
@@ -92,8 +93,6 @@ final class FeedCommitter {
     private let wal: WriteAheadLog
     private let snapshots: SnapshotStore
     private let isFsyncEnabled: Bool
-    /// Pending WAL bytes up to this size are written and synced on the loop thread.
-    private let loopFlushBytesMax: Int
     private let logger: Logger
     private var prepareHandle: UnsafeMutablePointer<uv_prepare_t>?
 
@@ -125,19 +124,16 @@ final class FeedCommitter {
     var storageFailed: ((String) -> Void)?
     /// Figures for metrics.
     private(set) var flushCount = 0
-    private(set) var loopFlushCount = 0
     private(set) var bytesFlushed = 0
     private(set) var snapshotCount = 0
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, wal: WriteAheadLog, snapshots: SnapshotStore,
-         lastSequence: UInt64, isFsyncEnabled: Bool, loopFlushBytesMax: Int = 32 * 1024, applySliceEvents: Int = 256,
-         logger: Logger) {
+         lastSequence: UInt64, isFsyncEnabled: Bool, applySliceEvents: Int = 256, logger: Logger) {
         self.applySliceEvents = applySliceEvents
         self.loop = loop
         self.wal = wal
         self.snapshots = snapshots
         self.isFsyncEnabled = isFsyncEnabled
-        self.loopFlushBytesMax = loopFlushBytesMax
         self.logger = logger
         nextSequence = lastSequence + 1
         durableSequence = lastSequence
@@ -202,12 +198,8 @@ final class FeedCommitter {
     private func beforeLoopWaits() {
         guard failure == nil, !isWALJobRunning else { return }
         if !pendingEvents.isEmpty {
-            if pendingBytes.count <= loopFlushBytesMax {
-                flushOnLoop()
-            } else {
-                startWALJob(.flush(bytes: takePending(), firstSequence: inFlightEvents.first!.sequence,
-                                   lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled))
-            }
+            startWALJob(.flush(bytes: takePending(), firstSequence: inFlightEvents.first!.sequence,
+                               lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled))
         } else if isTrimPending {
             isTrimPending = false
             startWALJob(.trim)
@@ -222,19 +214,6 @@ final class FeedCommitter {
         pendingBytes = []
         pendingBytes.reserveCapacity(64 * 1024)
         return bytes
-    }
-
-    private func flushOnLoop() {
-        let bytes = takePending()
-        let last = inFlightEvents.last!.sequence
-        do {
-            try FeedCommitter.write(bytes, first: inFlightEvents.first!.sequence, last: last, sync: isFsyncEnabled, to: wal)
-        } catch {
-            fail("\(error)")
-            return
-        }
-        loopFlushCount += 1
-        flushDurable(byteCount: bytes.count, lastSequence: last)
     }
 
     /// The flush is durable: its events join the backlog to apply.
