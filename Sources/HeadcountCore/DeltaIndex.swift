@@ -106,7 +106,7 @@ struct DeltaIndex {
     /// Records held in memory (the others are spilled).
     private(set) var residentRecordCount = 0
     /// Where spilled records go; nil: nothing is ever spilled.
-    var spillStore: DeltaSpillStore?
+    var spillStore: SpillStore?
 
     init(chunkCapacity: Int) {
         precondition(chunkCapacity >= 2, "a chunk must hold at least two records")

@@ -57,6 +57,7 @@ extension Engine {
         let eventCount = try reader.count()
         for _ in 0..<eventCount {
             let ledger = try EventLedger.decode(from: &reader, chunkCapacity: configuration.deltasPerSnapshot,
+                                                historyPageShift: configuration.historyPageShift,
                                                 lastSequence: engine.lastAppliedSequence)
             engine.ledgers[ledger.eventId] = ledger
         }
@@ -102,25 +103,23 @@ public struct EngineSnapshotSource: @unchecked Sendable {
             tickets.reserveCapacity(ledger.ticketHeads.count)
             ledger.ticketNumbers.forEach { key, number in tickets.append((key, number)) }
             tickets.sort { $0.1 < $1.1 }
-            do {
-                let history = ledger.history
-                for (key, number) in tickets {
-                    writer.u64(key.low)
-                    writer.u64(key.high)
-                    var count: UInt64 = 0
-                    var current = ledger.ticketHeads[Int(number)]
-                    while current >= 0 { count += 1; current = history[Int(current)].next }
-                    writer.varint(count)
-                    current = ledger.ticketHeads[Int(number)]
-                    while current >= 0 {
-                        let entry = history[Int(current)]
-                        writer.i64(entry.occurredAt)
-                        writer.u64(entry.sequence)
-                        writer.u64(entry.device)
-                        writer.u8(entry.kind.rawValue)
-                        writer.u8(entry.argument)
-                        current = entry.next
-                    }
+            var history = SpilledPageReader(history: ledger.history)
+            for (key, number) in tickets {
+                writer.u64(key.low)
+                writer.u64(key.high)
+                var count: UInt64 = 0
+                var current = ledger.ticketHeads[Int(number)]
+                while current >= 0 { count += 1; current = history.entry(Int(current)).next }
+                writer.varint(count)
+                current = ledger.ticketHeads[Int(number)]
+                while current >= 0 {
+                    let entry = history.entry(Int(current))
+                    writer.i64(entry.occurredAt)
+                    writer.u64(entry.sequence)
+                    writer.u64(entry.device)
+                    writer.u8(entry.kind.rawValue)
+                    writer.u8(entry.argument)
+                    current = entry.next
                 }
             }
         }
@@ -129,9 +128,35 @@ public struct EngineSnapshotSource: @unchecked Sendable {
     }
 }
 
+/// Reads a history copy whose pages may be spilled, keeping the last few spilled pages it
+/// read (a ticket's entries are usually close together), so encoding never holds more than
+/// `cachedPagesMax` pages of a spilled history in memory.
+struct SpilledPageReader {
+    let history: PagedArray<EventLedger.HistoryEntry>
+    private var cache: [Int: [EventLedger.HistoryEntry]] = [:]
+    private var order: [Int] = []
+    static let cachedPagesMax = 32
+
+    init(history: PagedArray<EventLedger.HistoryEntry>) { self.history = history }
+
+    mutating func entry(_ index: Int) -> EventLedger.HistoryEntry {
+        let page = index >> history.pageShift
+        let offset = index & (history.pageSize - 1)
+        if let cached = cache[page] { return cached[offset] }
+        let contents = history.pageContents(page)
+        if history.isResident(page) { return contents[offset] }
+        if order.count == Self.cachedPagesMax { cache[order.removeFirst()] = nil }
+        cache[page] = contents
+        order.append(page)
+        return contents[offset]
+    }
+}
+
 extension EventLedger {
-    static func decode(from reader: inout ByteReader, chunkCapacity: Int, lastSequence: UInt64) throws -> EventLedger {
-        let ledger = EventLedger(eventId: try reader.string(maxBytes: 128), chunkCapacity: chunkCapacity)
+    static func decode(from reader: inout ByteReader, chunkCapacity: Int, historyPageShift: Int,
+                       lastSequence: UInt64) throws -> EventLedger {
+        let ledger = EventLedger(eventId: try reader.string(maxBytes: 128), chunkCapacity: chunkCapacity,
+                                 historyPageShift: historyPageShift)
         let ticketCount = try reader.count(minimumItemBytes: 17)
         var records: [DeltaRecord] = []
         var devices: [UInt64] = []

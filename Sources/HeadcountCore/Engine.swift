@@ -20,6 +20,12 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Memory for the delta records behind the snapshots. Past it, the records of the oldest
     /// chunks go to the spill store (if one is set); their snapshots stay in memory.
     public var deltaMemoryBytesMax: Int = 512 << 20
+    /// Memory for ticket histories. Past it, the oldest pages (64 Ki entries, 2 MiB) go to
+    /// the spill store and come back when a late or new event of one of their tickets
+    /// touches them.
+    public var historyMemoryBytesMax: Int = 1 << 30
+    /// log2 of the entries in a history page (16: 64 Ki entries, 2 MiB).
+    public var historyPageShift: Int = 16
 
     public init() {}
 }
@@ -34,7 +40,7 @@ public final class Engine {
     private var cachedLedger: EventLedger?
     private var ledgersPendingPublish: [EventLedger] = []
     /// Where old chunks' delta records go past `deltaMemoryBytesMax` (nil: they stay).
-    public var spillStore: DeltaSpillStore? {
+    public var spillStore: SpillStore? {
         didSet { for ledger in ledgers.values { ledger.setSpillStore(spillStore) } }
     }
 
@@ -87,7 +93,8 @@ public final class Engine {
         if let existing = ledgers[eventId] {
             ledger = existing
         } else {
-            ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot)
+            ledger = EventLedger(eventId: eventId, chunkCapacity: configuration.deltasPerSnapshot,
+                                 historyPageShift: configuration.historyPageShift)
             ledger.setSpillStore(spillStore)
             ledgers[eventId] = ledger
         }
@@ -127,11 +134,47 @@ public final class Engine {
         ledgers.values.reduce(0) { $0 + $1.deltas.residentRecordCount } * MemoryLayout<DeltaRecord>.stride
     }
 
-    /// If the resident delta records exceed `deltaMemoryBytesMax`, spills the chunks whose
-    /// latest record is oldest, across all events, until they fit in 90% of it. Returns the
-    /// number of chunks spilled. O(chunks log chunks) when over budget, O(events) otherwise.
+    /// Bytes of ticket history held in memory.
+    public var residentHistoryBytes: Int {
+        ledgers.values.reduce(0) { $0 + $1.history.residentPageCount * $1.history.pageSize }
+            * MemoryLayout<EventLedger.HistoryEntry>.stride
+    }
+
+    /// Spills what exceeds the memory budgets (`deltaMemoryBytesMax`, `historyMemoryBytesMax`),
+    /// oldest first across all events, until it fits in 90% of them. Returns the number of
+    /// chunks and pages spilled.
     @discardableResult
     public func spillIfOverBudget() -> Int {
+        spillDeltasIfOverBudget() + spillHistoryIfOverBudget()
+    }
+
+    private func spillHistoryIfOverBudget() -> Int {
+        guard spillStore != nil else { return 0 }
+        let pageBytes = (1 << configuration.historyPageShift) * MemoryLayout<EventLedger.HistoryEntry>.stride
+        var resident = residentHistoryBytes
+        guard resident > configuration.historyMemoryBytesMax else { return 0 }
+        var candidates: [(ledger: EventLedger, page: Int, firstSequence: UInt64)] = []
+        for ledger in ledgers.values {
+            for candidate in ledger.historySpillCandidates() { candidates.append((ledger, candidate.page, candidate.firstSequence)) }
+        }
+        candidates.sort { $0.firstSequence < $1.firstSequence }
+        let target = configuration.historyMemoryBytesMax / 10 * 9
+        var spilled = 0
+        for candidate in candidates where resident > target {
+            if candidate.ledger.spillHistoryPage(candidate.page) {
+                resident -= pageBytes
+                spilled += 1
+            }
+        }
+        return spilled
+    }
+
+    /// History pages spilled, over all events.
+    public var spilledHistoryPageCount: Int {
+        ledgers.values.reduce(0) { $0 + ($1.history.pageCount - $1.history.residentPageCount) }
+    }
+
+    private func spillDeltasIfOverBudget() -> Int {
         guard spillStore != nil else { return 0 }
         let stride = MemoryLayout<DeltaRecord>.stride
         var resident = residentDeltaBytes

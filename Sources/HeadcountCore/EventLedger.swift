@@ -53,7 +53,7 @@ final class EventLedger {
     private(set) var ticketTails: [Int32] = []
     /// Each ticket's state after its latest entry (`TicketFold.packed`).
     private(set) var ticketStates: [UInt32] = []
-    private(set) var history = PagedArray<HistoryEntry>()
+    private(set) var history: PagedArray<HistoryEntry>
     private(set) var deltas: DeltaIndex
     /// The counters with everything applied, readable from any thread (see `publish`).
     let published = PublishedCounters()
@@ -61,9 +61,10 @@ final class EventLedger {
     var isPublishPending = false
     private var scratchDevices: [UInt64] = []
 
-    init(eventId: String, chunkCapacity: Int) {
+    init(eventId: String, chunkCapacity: Int, historyPageShift: Int = 16) {
         self.eventId = eventId
         deltas = DeltaIndex(chunkCapacity: chunkCapacity)
+        history = PagedArray(pageShift: historyPageShift)
     }
 
     var ticketCount: Int { ticketHeads.count }
@@ -108,9 +109,21 @@ final class EventLedger {
         refold(ticket: ticket, inserted: entry)
     }
 
-    func setSpillStore(_ store: DeltaSpillStore?) { deltas.spillStore = store }
+    func setSpillStore(_ store: SpillStore?) {
+        deltas.spillStore = store
+        history.spillStore = store
+    }
 
     func spillChunk(_ index: Int) -> Bool { deltas.spill(chunk: index) }
+
+    func spillHistoryPage(_ page: Int) -> Bool { history.spill(page: page) }
+
+    /// The first sequence on each spillable history page (its age), for choosing the oldest.
+    func historySpillCandidates() -> [(page: Int, firstSequence: UInt64)] {
+        history.spillablePages.map { page in
+            (page, history.element(at: page << history.pageShift).sequence)
+        }
+    }
 
     /// Publishes the live counters for readers on other threads.
     func publish() {

@@ -162,7 +162,7 @@ public final class HeadcountServer {
             } else {
                 engine = Engine(configuration: engineConfiguration)
             }
-            engine.spillStore = try DeltaSpillFile(directory: configuration.dataDirectory + "/spill")
+            engine.spillStore = try SpillFile(directory: configuration.dataDirectory + "/spill")
             engine.spillIfOverBudget()
             let fromSnapshot = engine.lastAppliedSequence
             var replayed = 0

@@ -15,6 +15,8 @@ final class ServerMetrics {
     private let statusChanges: Gauge
     private let residentDeltaBytes: Gauge
     private let spilledChunks: Gauge
+    private let residentHistoryBytes: Gauge
+    private let spilledHistoryPages: Gauge
     private let connections: Gauge
     private let walFlushes: Gauge
     private let walBytes: Gauge
@@ -37,6 +39,8 @@ final class ServerMetrics {
         statusChanges = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_status_changes", "Seat status changes held"))
         residentDeltaBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_delta_resident_bytes", "Delta records held in memory, in bytes"))
         spilledChunks = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_delta_spilled_chunks", "Snapshot chunks whose delta records are spilled to disk"))
+        residentHistoryBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_history_resident_bytes", "Ticket history held in memory, in bytes"))
+        spilledHistoryPages = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_history_spilled_pages", "Ticket history pages spilled to disk"))
         connections = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_http_connections", "Open HTTP connections"))
         walFlushes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_flushes", "WAL group commits (write + fsync) since start"))
         walBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_bytes_written", "WAL bytes written since start"))
@@ -71,6 +75,8 @@ final class ServerMetrics {
         statusChanges.set(Double(engine.statusChanges.changeCount))
         residentDeltaBytes.set(Double(engine.residentDeltaBytes))
         spilledChunks.set(Double(engine.spilledChunkCount))
+        residentHistoryBytes.set(Double(engine.residentHistoryBytes))
+        spilledHistoryPages.set(Double(engine.spilledHistoryPageCount))
         if let http = server.http { connections.set(Double(http.connectionCount)) }
         if let committer = server.committer {
             walFlushes.set(Double(committer.flushCount))

@@ -35,6 +35,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Write an engine snapshot after this many applied events.") var snapshotEveryEvents = 1_000_000
     @Option(help: "Memory for the delta records behind the counter snapshots, in bytes; older chunks spill to <data-dir>/spill past it.")
     var snapshotMemoryBytes = 512 << 20
+    @Option(help: "Memory for ticket histories (kept to re-derive a ticket on a late event), in bytes; the oldest pages spill to <data-dir>/spill past it.")
+    var historyMemoryBytes = 1 << 30
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 16 * 1024 * 1024
     @Option(help: "Largest request line + headers, in bytes.") var maxHeaderBytes = 16 * 1024
     @Option(help: "Most open connections.") var maxConnections = 10_000
@@ -51,6 +53,7 @@ struct Serve: ParsableCommand {
         guard idempotencyWindowHours >= 1 else { throw ValidationError("--idempotency-window-hours must be at least 1") }
         guard deltasPerSnapshot >= 2 else { throw ValidationError("--deltas-per-snapshot must be at least 2") }
         guard snapshotMemoryBytes >= 1 << 20 else { throw ValidationError("--snapshot-memory-bytes must be at least 1 MiB") }
+        guard historyMemoryBytes >= 4 << 20 else { throw ValidationError("--history-memory-bytes must be at least 4 MiB") }
         guard snapshotEveryEvents >= 1 else { throw ValidationError("--snapshot-every-events must be at least 1") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard maxHeaderBytes >= 1024 else { throw ValidationError("--max-header-bytes must be at least 1024") }
@@ -74,6 +77,7 @@ struct Serve: ParsableCommand {
         configuration.engine.deltasPerSnapshot = deltasPerSnapshot
         configuration.snapshotEveryEvents = snapshotEveryEvents
         configuration.engine.deltaMemoryBytesMax = snapshotMemoryBytes
+        configuration.engine.historyMemoryBytesMax = historyMemoryBytes
         configuration.bodyBytesMax = maxBodyBytes
         configuration.headerBytesMax = maxHeaderBytes
         configuration.connectionsMax = maxConnections

@@ -95,9 +95,10 @@ final class EngineTests: XCTestCase {
         XCTAssertFalse(restored.admit(id: "f-1", arrivalMilliseconds: 0), "idempotency keys survive a snapshot")
     }
 
-    /// With a tiny memory budget, old chunks' records spill to the store, and every answer —
-    /// including after late events that land in spilled chunks — equals an engine that
-    /// keeps everything in memory.
+    /// With tiny memory budgets, old chunks' records and old history pages spill to the store,
+    /// and every answer — including after late events that land in spilled chunks or touch
+    /// spilled history — equals an engine that keeps everything in memory; so does a snapshot
+    /// encoded while pages are spilled.
     func testSpilledChunksAnswerExactlyAndComeBackForLateEvents() throws {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("testSpilledChunksAnswerExactlyAndComeBackForLateEvents HEADCOUNT_TEST_SEED=\(seed)")
@@ -105,14 +106,17 @@ final class EngineTests: XCTestCase {
         var spilling = EngineConfiguration()
         spilling.deltasPerSnapshot = 8
         spilling.deltaMemoryBytesMax = 24 * 40  // about 40 records resident
+        spilling.historyPageShift = 5            // 32 entries a page
+        spilling.historyMemoryBytesMax = 32 * 32 * 3  // about three pages resident
         let engine = Engine(configuration: spilling)
-        let store = InMemoryDeltaSpillStore()
+        let store = InMemorySpillStore()
         engine.spillStore = store
         var plain = EngineConfiguration()
         plain.deltasPerSnapshot = 8
         let reference = Engine(configuration: plain)
         let kinds: [FeedEventKind] = [.ticketCreated, .ticketDeleted, .ticketRestored, .ticketDownloaded, .transferAccepted, .passAdded]
         var maximumSpilled = 0
+        var maximumSpilledPages = 0
         for step in 1...2_000 {
             let kind = kinds[Int(random.next() % UInt64(kinds.count))]
             // Mostly on time, one in ten late by up to the whole history.
@@ -133,14 +137,23 @@ final class EngineTests: XCTestCase {
             if step % 50 == 0 {
                 engine.spillIfOverBudget()
                 maximumSpilled = max(maximumSpilled, engine.spilledChunkCount)
+                maximumSpilledPages = max(maximumSpilledPages, engine.spilledHistoryPageCount)
+                XCTAssertLessThanOrEqual(engine.residentHistoryBytes, spilling.historyMemoryBytesMax + 32 * 32,
+                                         "resident history stays within the budget (plus the page that takes appends)")
                 XCTAssertLessThanOrEqual(engine.residentDeltaBytes, spilling.deltaMemoryBytesMax + 24 * 16,
                                          "resident records stay within the budget (plus the chunks that cannot spill)")
             }
         }
         XCTAssertGreaterThan(maximumSpilled, 10, "the budget must force spilling for this test to mean anything")
+        XCTAssertGreaterThan(maximumSpilledPages, 10, "history pages must spill too")
+        // A snapshot encoded while pages are spilled loads back to the same answers.
+        engine.spillIfOverBudget()
+        let snapshot = engine.snapshotSource().encode()
+        let restored = try snapshot.withUnsafeBytes { try Engine.decodeSnapshot($0, configuration: plain) }
         for instant in stride(from: Int64(-1), through: 20_010, by: 3) {
-            XCTAssertEqual(engine.statistics(eventId: "E1", at: instant), reference.statistics(eventId: "E1", at: instant),
-                           "instant \(instant), HEADCOUNT_TEST_SEED=\(seed)")
+            let expected = reference.statistics(eventId: "E1", at: instant)
+            XCTAssertEqual(engine.statistics(eventId: "E1", at: instant), expected, "instant \(instant), HEADCOUNT_TEST_SEED=\(seed)")
+            XCTAssertEqual(restored.statistics(eventId: "E1", at: instant), expected, "restored, instant \(instant), HEADCOUNT_TEST_SEED=\(seed)")
         }
         XCTAssertGreaterThan(store.loadCount, 0, "queries and late events read spilled chunks back")
     }

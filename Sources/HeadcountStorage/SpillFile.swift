@@ -6,13 +6,13 @@ import Darwin
 import HeadcountCore
 
 /// The engine's spill store on disk: one append-only file of spilled delta records
-/// (`<data-dir>/spill/deltas.spill`). A token is the byte offset of a blob. The file is a
+/// (`<data-dir>/spill/records.spill`). A token is the byte offset of a blob. The file is a
 /// cache of state the snapshot and WAL rebuild at start-up, so it is truncated when opened
 /// and never fsync'd: a crash loses nothing that recovery needs.
 ///
 /// Space of discarded blobs (chunks brought back into memory by a late event) is not reused;
 /// `garbageBytes` reports it. The file starts empty at each start.
-public final class DeltaSpillFile: DeltaSpillStore {
+public final class SpillFile: SpillStore {
     public let path: String
     private let descriptor: Int32
     public private(set) var sizeBytes: Int = 0
@@ -23,7 +23,7 @@ public final class DeltaSpillFile: DeltaSpillStore {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw StorageError(operation: "mkdir", path: directory, errno: errno)
         }
-        path = directory + "/deltas.spill"
+        path = directory + "/records.spill"
         descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if descriptor < 0 { throw StorageError(operation: "open", path: path, errno: errno) }
     }

@@ -3,13 +3,13 @@
 /// (the cumulative counters) and its first key in memory, and its records are handed to this
 /// store. A query or a late event that lands in a spilled chunk loads them back.
 ///
-/// The core stays free of I/O: the store is injected. `HeadcountStorage.DeltaSpillFile` keeps
-/// them in a file; `InMemoryDeltaSpillStore` is for tests. Spilled records are a cache of
+/// The core stays free of I/O: the store is injected. `HeadcountStorage.SpillFile` keeps
+/// them in a file; `InMemorySpillStore` is for tests. Spilled records are a cache of
 /// state that snapshots and the WAL rebuild at start-up, so the file is recreated each run.
 ///
 /// A store that cannot read back what it stored cannot answer a query exactly; it must stop
 /// the process with a clear message rather than return wrong bytes.
-public protocol DeltaSpillStore: AnyObject {
+public protocol SpillStore: AnyObject {
     /// Keeps the bytes; returns a token to load them with, or nil if they could not be kept
     /// (the records then stay in memory).
     func store(_ bytes: UnsafeRawBufferPointer) -> UInt64?
@@ -20,7 +20,7 @@ public protocol DeltaSpillStore: AnyObject {
 }
 
 /// A spill store in memory, for tests: it counts what it holds.
-public final class InMemoryDeltaSpillStore: DeltaSpillStore {
+public final class InMemorySpillStore: SpillStore {
     private var blobs: [UInt64: [UInt8]] = [:]
     private var nextToken: UInt64 = 1
     public private(set) var loadCount = 0
