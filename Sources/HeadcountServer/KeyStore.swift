@@ -87,13 +87,8 @@ struct KeyStore {
     }
 
     static func randomHex(bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var text = ""
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            text += String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }
-        return text
+        var generator = SystemRandomNumberGenerator()  // the OS's CSPRNG (getrandom)
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// The principal of an `Authorization` header value, or why there is none.

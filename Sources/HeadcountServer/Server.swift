@@ -46,6 +46,7 @@ public final class HeadcountServer {
     var keys: KeyStore!
     var wal: WriteAheadLog!
     var snapshots: SnapshotStore!
+    var spillFile: SpillFile!
     var committer: FeedCommitter!
     var http: HTTPServer!
     let decoder: FeedDecoder
@@ -125,6 +126,7 @@ public final class HeadcountServer {
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
                                     segmentBytesMax: configuration.walSegmentBytesMax)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
+            spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {
             throw StartError.dataDirectory("\(configuration.dataDirectory): \(error)")
         }
@@ -162,7 +164,7 @@ public final class HeadcountServer {
             } else {
                 engine = Engine(configuration: engineConfiguration)
             }
-            engine.spillStore = try SpillFile(directory: configuration.dataDirectory + "/spill")
+            engine.spillStore = spillFile
             engine.spillIfOverBudget()
             let fromSnapshot = engine.lastAppliedSequence
             var replayed = 0
@@ -193,7 +195,7 @@ public final class HeadcountServer {
         engine.expireIdempotencyKeys(now: Clock.nowMilliseconds())
     }
 
-    /// Applies one durable event to the engine and the status-change log.
+    /// Applies one durable event to the engine (statistics and status changes alike).
     func applyDurable(_ event: FeedEvent, sequence: UInt64) {
         engine.apply(event, sequence: sequence)
         appliedSinceSnapshot += 1
