@@ -67,8 +67,8 @@ extension CounterVector {
 ///   backward from the next chunk's — at most `chunkCapacity` records.
 /// - An on-time record appends to the last chunk: O(1) amortized.
 /// - A late record (or a correction of an existing one) at time t updates the snapshots of
-///   the chunks after t: O(chunks after t × bits changed). Late by seconds touches one or
-///   two chunks; late by hours touches the chunks written since.
+///   the chunks after t within its block of 64–128 chunks, and the offset of each later block:
+///   O((block + blocks) × bits changed).
 struct DeltaIndex {
     struct Chunk {
         /// Counters of every record before this chunk.
@@ -94,6 +94,13 @@ struct DeltaIndex {
     }
 
     private(set) var chunks: [Chunk] = []
+    /// Consecutive chunks are grouped in blocks of 64–128; `blockOffsets[b]` is added to the
+    /// stored snapshot of every chunk of block `b` (`snapshot(ofChunk:)`). A late record then
+    /// corrects the chunks after it within its own block one by one and each later block once:
+    /// O(block + blocks) instead of O(chunks).
+    private var blockStarts: [Int] = [0]
+    private var blockOffsets: [CounterVector] = [CounterVector()]
+    private static var blockChunksMax: Int { 64 }
     /// Each chunk's first key, kept apart for a cache-friendly binary search.
     private var chunkFirstTimes: [Int64] = []
     private var chunkFirstSequences: [UInt64] = []
@@ -118,7 +125,8 @@ struct DeltaIndex {
         guard recordCount > 0, instant >= chunkFirstTimes[0] else { return (CounterVector(), nil) }
         if instant >= latestOccurredAt { return (live, latestOccurredAt) }
         let index = lastChunk(startingAtOrBefore: instant)
-        let nextSnapshot = index + 1 < chunks.count ? chunks[index + 1].snapshot : live
+        let snapshot = snapshot(ofChunk: index)
+        let nextSnapshot = index + 1 < chunks.count ? self.snapshot(ofChunk: index + 1) : live
         let answer = { (records: UnsafeBufferPointer<DeltaRecord>) -> (CounterVector, Int64?) in
             // `applied`: how many records of the chunk are at or before the instant (≥ 1).
             var low = 0
@@ -132,7 +140,7 @@ struct DeltaIndex {
             // the next one's. At most half a chunk either way.
             var counters: CounterVector
             if applied <= records.count - applied {
-                counters = self.chunks[index].snapshot
+                counters = snapshot
                 for position in 0..<applied { counters.apply(records[position]) }
             } else {
                 counters = nextSnapshot
@@ -173,9 +181,7 @@ struct DeltaIndex {
             chunkFirstTimes[index] = record.occurredAt
             chunkFirstSequences[index] = record.sequence
         }
-        for later in (index + 1)..<chunks.count {
-            chunks[later].snapshot.apply(record)
-        }
+        correctChunks(after: index, minus: record.minus, plus: record.plus, action: record.action, sign: 1)
         splitIfFull(index)
     }
 
@@ -191,10 +197,8 @@ struct DeltaIndex {
         chunks[index].records[position].setMasks(minus: minus, plus: plus)
         live.apply(minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
         live.apply(minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
-        for later in (index + 1)..<chunks.count {
-            chunks[later].snapshot.apply(minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
-            chunks[later].snapshot.apply(minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
-        }
+        correctChunks(after: index, minus: old.minus, plus: old.plus, action: DeltaRecord.noAction, sign: -1)
+        correctChunks(after: index, minus: minus, plus: plus, action: DeltaRecord.noAction, sign: 1)
     }
 
     /// Builds the index from records already sorted by (occurredAt, sequence): O(n).
@@ -204,6 +208,10 @@ struct DeltaIndex {
         while start < sortedRecords.count {
             let end = min(start + chunkCapacity, sortedRecords.count)
             let slice = Array(sortedRecords[start..<end])
+            if chunks.count > 0 && chunks.count % Self.blockChunksMax == 0 {
+                blockStarts.append(chunks.count)
+                blockOffsets.append(CounterVector())
+            }
             chunks.append(Chunk(snapshot: live, records: slice))
             chunkFirstTimes.append(slice[0].occurredAt)
             chunkFirstSequences.append(slice[0].sequence)
@@ -274,6 +282,38 @@ struct DeltaIndex {
         residentRecordCount += Int(spilled.count)
     }
 
+    // MARK: - Blocks
+
+    /// The block holding chunk `index`. O(log blocks).
+    private func block(ofChunk index: Int) -> Int {
+        var low = 0
+        var high = blockStarts.count  // invariant: answer in [low, high)
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if blockStarts[middle] <= index { low = middle } else { high = middle }
+        }
+        return low
+    }
+
+    /// The cumulative counters of every record before chunk `index`.
+    func snapshot(ofChunk index: Int) -> CounterVector {
+        var snapshot = chunks[index].snapshot
+        snapshot.add(blockOffsets[block(ofChunk: index)])
+        return snapshot
+    }
+
+    /// Adds a change to the snapshots of every chunk after `index`.
+    private mutating func correctChunks(after index: Int, minus: UInt64, plus: UInt64, action: UInt8, sign: Int64) {
+        let block = block(ofChunk: index)
+        let blockEnd = block + 1 < blockStarts.count ? blockStarts[block + 1] : chunks.count
+        for later in (index + 1)..<blockEnd {
+            chunks[later].snapshot.apply(minus: minus, plus: plus, action: action, sign: sign)
+        }
+        for later in (block + 1)..<blockStarts.count {
+            blockOffsets[later].apply(minus: minus, plus: plus, action: action, sign: sign)
+        }
+    }
+
     // MARK: - Positions
 
     /// The last chunk whose first record time is ≤ `instant` (there is one: the caller checked chunk 0).
@@ -328,7 +368,15 @@ struct DeltaIndex {
         chunks[index].records = Array(chunks[index].records[..<half])  // drops the spare capacity too
         var snapshot = chunks[index].snapshot
         for record in chunks[index].records { snapshot.apply(record) }
+        // The new chunk joins its predecessor's block: the same offset applies to both.
         chunks.insert(Chunk(snapshot: snapshot, records: tail), at: index + 1)
+        let block = block(ofChunk: index)
+        for later in (block + 1)..<blockStarts.count { blockStarts[later] += 1 }
+        let blockEnd = block + 1 < blockStarts.count ? blockStarts[block + 1] : chunks.count
+        if blockEnd - blockStarts[block] > 2 * Self.blockChunksMax {
+            blockStarts.insert(blockStarts[block] + Self.blockChunksMax, at: block + 1)
+            blockOffsets.insert(blockOffsets[block], at: block + 1)
+        }
         chunkFirstTimes.insert(tail[0].occurredAt, at: index + 1)
         chunkFirstSequences.insert(tail[0].sequence, at: index + 1)
     }
