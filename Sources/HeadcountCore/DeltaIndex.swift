@@ -286,11 +286,17 @@ struct DeltaIndex {
 
     /// The block holding chunk `index`. O(log blocks).
     private func block(ofChunk index: Int) -> Int {
+        DeltaIndex.lastPosition(in: blockStarts, atOrBelow: index)
+    }
+
+    /// The last position in a sorted, non-empty array whose value is ≤ `value`, or 0.
+    /// O(log n).
+    private static func lastPosition<T: Comparable>(in sorted: [T], atOrBelow value: T) -> Int {
         var low = 0
-        var high = blockStarts.count  // invariant: answer in [low, high)
+        var high = sorted.count  // invariant: answer in [low, high)
         while high - low > 1 {
             let middle = (low + high) / 2
-            if blockStarts[middle] <= index { low = middle } else { high = middle }
+            if sorted[middle] <= value { low = middle } else { high = middle }
         }
         return low
     }
@@ -318,13 +324,7 @@ struct DeltaIndex {
 
     /// The last chunk whose first record time is ≤ `instant` (there is one: the caller checked chunk 0).
     private func lastChunk(startingAtOrBefore instant: Int64) -> Int {
-        var low = 0
-        var high = chunkFirstTimes.count  // invariant: answer in [low, high)
-        while high - low > 1 {
-            let middle = (low + high) / 2
-            if chunkFirstTimes[middle] <= instant { low = middle } else { high = middle }
-        }
-        return low
+        DeltaIndex.lastPosition(in: chunkFirstTimes, atOrBelow: instant)
     }
 
     /// The last chunk whose first key is ≤ the key, or 0.
