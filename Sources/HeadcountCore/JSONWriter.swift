@@ -64,6 +64,15 @@ public struct JSONWriter {
         afterKey = true
     }
 
+    /// Writes an object member name given already quoted and followed by its colon
+    /// (`"name":`, no escaping needed); the next call writes its value.
+    @inlinable
+    public mutating func key(quotedWithColon name: UnsafeRawBufferPointer) {
+        if hasElement { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(contentsOf: name)
+        afterKey = true
+    }
+
     public mutating func string(_ value: String) {
         valuePrefix()
         var value = value

@@ -68,6 +68,21 @@ public enum StatisticsCounter: Int, CaseIterable, Sendable {
 
     /// Field names by slot.
     public static let fieldNames: [String] = allCases.map(\.fieldName)
+
+    /// The answer's members as written: `"fieldName":` per counter in `answerOrder`, all
+    /// in one buffer with their (start, end) offsets — so writing an answer formats no names.
+    public static let answerKeys: (bytes: [UInt8], ranges: [(slot: Int, start: Int, end: Int)]) = {
+        var bytes: [UInt8] = []
+        var ranges: [(slot: Int, start: Int, end: Int)] = []
+        for counter in answerOrder {
+            let start = bytes.count
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: counter.fieldName.utf8)
+            bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+            ranges.append((counter.rawValue, start, bytes.count))
+        }
+        return (bytes, ranges)
+    }()
 }
 
 /// One value per `StatisticsCounter`, stored inline (no heap allocation).

@@ -256,9 +256,12 @@ extension EventStatistics {
         writer.beginObject()
         writer.key("eventId")
         writer.string(eventId)
-        for counter in StatisticsCounter.answerOrder {
-            writer.key(counter.fieldName)
-            writer.int(counters[counter])
+        let keys = StatisticsCounter.answerKeys
+        keys.bytes.withUnsafeBytes { names in
+            for (slot, start, end) in keys.ranges {
+                writer.key(quotedWithColon: UnsafeRawBufferPointer(rebasing: names[start..<end]))
+                writer.int(counters[slot])
+            }
         }
         writer.key("updatedAt")
         if let updatedAt { writer.string(Timestamp.format(milliseconds: updatedAt)) } else { writer.null() }
