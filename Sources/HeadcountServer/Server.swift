@@ -48,6 +48,7 @@ public final class HeadcountServer {
     var snapshots: SnapshotStore!
     var spillFile: SpillFile!
     var committer: FeedCommitter!
+    var intake: FeedIntake!
     var http: HTTPServer!
     let decoder: FeedDecoder
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
@@ -84,6 +85,12 @@ public final class HeadcountServer {
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
+        intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000)
+        intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
+        intake.admit = { [unowned self] event, arrival in self.engine.admit(id: event.id, arrivalMilliseconds: arrival) }
+        intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
+        intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
+        intake.failed = { job, error in job.respond(error.response(requestId: job.requestId)) }
 
         var limits = HTTPServerLimits()
         limits.headerBytesMax = configuration.headerBytesMax
@@ -278,7 +285,7 @@ public final class HeadcountServer {
     /// Closes the HTTP server and every handle once no storage job is in flight (checked
     /// every few milliseconds), so the loop can end.
     private func closeWhenIdle() {
-        if committer.isIdle || committer.failure != nil {
+        if (intake.isEmpty && committer.isIdle) || committer.failure != nil {
             http.close { [unowned self] in self.closeOwnHandles() }
             return
         }
@@ -293,6 +300,7 @@ public final class HeadcountServer {
     }
 
     private func closeOwnHandles() {
+        intake.close()
         committer.close()
         if let timer = housekeepingTimer {
             uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }

@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var walSegmentBytesMax = 64 << 20
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
+    /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
+    /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md).
+    public var feedSliceMicroseconds = 500
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

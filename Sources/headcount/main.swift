@@ -45,6 +45,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Close a keep-alive connection idle this long, in seconds.") var idleTimeoutSeconds = 60
     @Option(help: "A request must arrive whole within this many seconds.") var requestTimeoutSeconds = 30
     @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
+    @Option(help: "Loop time spent on queued feed requests per turn, in microseconds, before queries are served again.")
+    var feedSliceMicroseconds = 500
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -62,6 +64,7 @@ struct Serve: ParsableCommand {
         }
         guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
         guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
+        guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -86,6 +89,7 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutMilliseconds = idleTimeoutSeconds * 1000
         configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
         configuration.walSegmentBytesMax = walSegmentBytes
+        configuration.feedSliceMicroseconds = feedSliceMicroseconds
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
