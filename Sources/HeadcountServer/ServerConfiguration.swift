@@ -26,6 +26,9 @@ public struct ServerConfiguration: Sendable {
     /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
     /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md).
     public var feedSliceMicroseconds = 500
+    /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
+    /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
+    public var groupCommitGatherMicroseconds = 150
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

@@ -47,6 +47,8 @@ struct Serve: ParsableCommand {
     @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
     @Option(help: "Loop time spent on queued feed requests per turn, in microseconds, before queries are served again.")
     var feedSliceMicroseconds = 500
+    @Option(help: "Longest a WAL flush waits for the requests of clients it just answered, in microseconds (adaptive; 0: off).")
+    var groupCommitGatherMicroseconds = 150
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -65,6 +67,7 @@ struct Serve: ParsableCommand {
         guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
         guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
         guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
+        guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -90,6 +93,7 @@ struct Serve: ParsableCommand {
         configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
         configuration.walSegmentBytesMax = walSegmentBytes
         configuration.feedSliceMicroseconds = feedSliceMicroseconds
+        configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
