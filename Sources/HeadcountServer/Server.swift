@@ -124,7 +124,8 @@ public final class HeadcountServer {
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
-                                    segmentBytesMax: configuration.walSegmentBytesMax)
+                                    segmentBytesMax: configuration.walSegmentBytesMax,
+                                    preallocation: configuration.isWALPreallocated ? .background : .off)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {

@@ -45,6 +45,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Close a keep-alive connection idle this long, in seconds.") var idleTimeoutSeconds = 60
     @Option(help: "A request must arrive whole within this many seconds.") var requestTimeoutSeconds = 30
     @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
+    @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
+    var walPreallocate: Switch = .on
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -86,6 +88,7 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutMilliseconds = idleTimeoutSeconds * 1000
         configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
         configuration.walSegmentBytesMax = walSegmentBytes
+        configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
