@@ -116,9 +116,11 @@ public final class WriteAheadLog: @unchecked Sendable {
         /// Segments grow by appending: every sync also commits a size change.
         case off
         /// The next segment is zero-filled and synced ahead of time on a thread of the log's
-        /// own, started after recovery and after each rollover; a rollover that finds it not
-        /// ready yet creates a plain segment and moves on to the prepared one as soon as it
-        /// is (never a zero-fill in front of an append).
+        /// own: once the current segment is half full (at once if it has no preallocated
+        /// room), so that the zero-fill does not compete with the syncs of a segment's first
+        /// half, nor a fresh start's first requests. A rollover that finds it not ready yet
+        /// creates a plain segment and moves on to the prepared one as soon as it is (never
+        /// a zero-fill in front of an append).
         case background
         /// As `background`, but the next segment is prepared only by `prepareNextSegment()`,
         /// on the caller's thread: for tests that must replay exactly.
@@ -161,6 +163,8 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var isRecovered = false
     private var directoryNeedsSync = false
     private var failure: String?
+    /// Whether the next segment was asked for since the last rollover.
+    private var isPreparationRequested = false
 
     /// - Parameters:
     ///   - preallocation: see `Preallocation`; with it, each segment takes `segmentBytesMax`
@@ -226,13 +230,16 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// greater than `sequence`, in sequence order. Segments whose records are all ≤
     /// `sequence` (the next segment starts at or before `sequence + 1`) are not read.
     ///
-    /// A torn last record of the last segment (its header or payload cut short, a bad
-    /// checksum on a record that ends exactly at the end of the file, or a zero-filled tail)
-    /// is dropped and the file truncated there; an empty last segment is removed. Anything
-    /// else that does not check out throws `WALError.corrupt` naming the file and offset: a
-    /// bad record, a sequence that is not the previous + 1 (within a segment or across two),
-    /// or a first segment read that starts after `sequence + 1` (records missing between the
-    /// snapshot and the log). Errors thrown by `body` propagate unchanged.
+    /// Zeros after the last record of the last segment are room not written yet (preallocated):
+    /// kept when preallocating, else cut off (`RecoveryReport.unusedTailBytes`). A torn last
+    /// record of the last segment (its header or payload cut short, or a bad checksum on a
+    /// record followed by nothing but zeros) is dropped and the file truncated there; an
+    /// empty last segment is removed. Anything else that does not check out throws
+    /// `WALError.corrupt` naming the file and offset: a bad record, zeros with data after
+    /// them, zeros in a segment that is not the last, a sequence that is not the previous + 1
+    /// (within a segment or across two), or a first segment read that starts after
+    /// `sequence + 1` (records missing between the snapshot and the log). Errors thrown by
+    /// `body` propagate unchanged. Rules and reasons: docs/FORMATS.md.
     ///
     /// O(bytes in the segments read); holds one segment in memory at a time.
     public func recover(after sequence: UInt64, _ body: (WALRecord) throws -> Void) throws -> RecoveryReport {
@@ -308,13 +315,12 @@ public final class WriteAheadLog: @unchecked Sendable {
         segments = found
         lock.unlock()
         isRecovered = true
-        preparer?.request()
+        requestPreparationIfDue()
         return report
     }
 
-
     /// Checks the records of one segment and delivers those after `after`. Returns where the
-    /// whole records end (the file size unless the tail is torn).
+    /// whole records end (the file size unless the tail is torn or zeros).
     private func scan(_ bytes: [UInt8], segment: Segment, path: String, isLast: Bool, nextFirst: UInt64?,
                       after: UInt64, report: inout RecoveryReport,
                       _ body: (WALRecord) throws -> Void) throws -> Int {
@@ -329,8 +335,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             /// The damage at `offset` is a torn tail: drop it. Or it is not: throw.
             func tornOrCorrupt(_ isTorn: Bool, _ reason: String) throws -> Int {
                 if isLast && isTorn {
-                    report.tornTail = .init(file: path, offset: offset, bytesDropped: size - offset,
-                                            reason: isTorn ? reason : "zero-filled tail")
+                    report.tornTail = .init(file: path, offset: offset, bytesDropped: size - offset, reason: reason)
                     return offset
                 }
                 throw WALError.corrupt(file: path, offset: offset, reason: reason)
@@ -472,6 +477,17 @@ public final class WriteAheadLog: @unchecked Sendable {
         lock.lock()
         bytesWrittenTotal += bytes.count
         lock.unlock()
+        requestPreparationIfDue()
+    }
+
+    /// Asks for the next segment once per segment: when the current one is half full, or
+    /// has no preallocated room (a plain segment, or none yet).
+    private func requestPreparationIfDue() {
+        guard let preparer, !isPreparationRequested else { return }
+        if current == nil || currentFileSize <= currentSize || currentSize >= segmentBytesMax / 2 {
+            isPreparationRequested = true
+            preparer.request()
+        }
     }
 
     /// Cuts the current segment to its records and syncs it, so that only the new one can
@@ -497,7 +513,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             do {
                 try fileSystem.rename(preparer.path, to: path)
             } catch {
-                preparer.request() // made again from scratch; this batch fails
+                preparer.request() // synced again (or made again); this batch fails
                 throw error
             }
             do {
@@ -519,7 +535,8 @@ public final class WriteAheadLog: @unchecked Sendable {
         lock.lock()
         segments.append(Segment(firstSequence: firstSequence, name: name))
         lock.unlock()
-        preparer?.request()
+        isPreparationRequested = false
+        requestPreparationIfDue()
     }
 
     /// Makes everything appended so far durable: `fdatasync` of the current segment, and of
