@@ -56,6 +56,7 @@ public final class HeadcountServer {
     private var isStopping = false
     private var exitStatus: Int32 = 0
     private var appliedSinceSnapshot = 0
+    private var lastPreparationFailure: String?
     /// The port actually bound (useful with port 0).
     public private(set) var boundPort = 0
 
@@ -132,7 +133,8 @@ public final class HeadcountServer {
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
-                                    segmentBytesMax: configuration.walSegmentBytesMax)
+                                    segmentBytesMax: configuration.walSegmentBytesMax,
+                                    preallocation: configuration.isWALPreallocated ? .background : .off)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {
@@ -227,6 +229,14 @@ public final class HeadcountServer {
         engine.expireIdempotencyKeys(now: now)
         engine.expireStatusChanges(now: now)
         engine.spillIfOverBudget()
+        let preparationFailure = wal.preparationFailure
+        if preparationFailure != lastPreparationFailure {
+            lastPreparationFailure = preparationFailure
+            if let preparationFailure {
+                logger.warning("could not preallocate the next WAL segment; segments grow by appending until a retry at the next rollover succeeds",
+                               metadata: ["error": "\(preparationFailure)"])
+            }
+        }
         if appliedSinceSnapshot >= configuration.snapshotEveryEvents {
             takeSnapshot()
         }

@@ -21,6 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var batchEventsMax = 100_000
     /// A WAL segment rolls over past this size.
     public var walSegmentBytesMax = 64 << 20
+    /// Preallocate WAL segments: each is created at `walSegmentBytesMax`, zero-filled and
+    /// synced ahead of time in the background, so that a group commit's sync flushes data
+    /// only. Costs one more segment of disk (the prepared next one) and the zero-fill writes.
+    public var isWALPreallocated = true
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
     /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL

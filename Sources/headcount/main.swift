@@ -49,6 +49,8 @@ struct Serve: ParsableCommand {
     var feedSliceMicroseconds = 500
     @Option(help: "Longest a WAL flush waits for the requests of clients it just answered, in microseconds (adaptive; 0: off).")
     var groupCommitGatherMicroseconds = 150
+    @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
+    var walPreallocate: Switch = .on
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -94,6 +96,7 @@ struct Serve: ParsableCommand {
         configuration.walSegmentBytesMax = walSegmentBytes
         configuration.feedSliceMicroseconds = feedSliceMicroseconds
         configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
+        configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
