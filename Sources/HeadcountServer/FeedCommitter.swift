@@ -127,6 +127,10 @@ final class FeedCommitter {
     private(set) var bytesFlushed = 0
     private(set) var snapshotCount = 0
 
+    /// Flushes of at most this many bytes are written and synced on the loop thread.
+    private let loopSyncBytes: Int
+    /// Flushes written on the loop thread (for metrics).
+    private(set) var loopFlushCount = 0
     /// Group-commit gathering (see `shouldGather`): the longest a flush is held back.
     private let gatherNanoseconds: UInt64
     /// Requests that registered for durability since the last flush started, and in it.
@@ -141,7 +145,8 @@ final class FeedCommitter {
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, wal: WriteAheadLog, snapshots: SnapshotStore,
          lastSequence: UInt64, isFsyncEnabled: Bool, applySliceEvents: Int = 256,
-         gatherMicroseconds: Int = 0, logger: Logger) {
+         gatherMicroseconds: Int = 0, loopSyncBytes: Int = 0, logger: Logger) {
+        self.loopSyncBytes = loopSyncBytes
         self.applySliceEvents = applySliceEvents
         self.gatherNanoseconds = UInt64(max(gatherMicroseconds, 0)) * 1000
         self.loop = loop
@@ -227,8 +232,23 @@ final class FeedCommitter {
         guard failure == nil, !isWALJobRunning else { return }
         if !pendingEvents.isEmpty {
             if shouldGather() { return }
-            startWALJob(.flush(bytes: takePending(), firstSequence: inFlightEvents.first!.sequence,
-                               lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled))
+            let bytes = takePending()
+            let kind = JobKind.flush(bytes: bytes, firstSequence: inFlightEvents.first!.sequence,
+                                     lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled)
+            if bytes.count <= loopSyncBytes {
+                // A small flush is written and synced right here, as Redis does in
+                // `beforeSleep`: no hand-off to a pool thread and back (two thread wake-ups,
+                // which cost more than the fsync itself on a small virtual machine), at the
+                // price of the loop waiting one small fsync. Big flushes (batched feeds, when
+                // queries matter most) still go to the pool.
+                let job = Job(kind: kind, wal: wal, snapshots: snapshots, committer: self)
+                job.perform()
+                loopFlushCount += 1
+                if let failure = job.failure { return fail(failure) }
+                flushDurable(byteCount: bytes.count, lastSequence: inFlightEvents.last!.sequence)
+            } else {
+                startWALJob(kind)
+            }
         } else if isTrimPending {
             isTrimPending = false
             startWALJob(.trim)

@@ -62,7 +62,7 @@ extension HeadcountServer: HTTPRequestHandler {
 
         let format: FeedBodyFormat
         let contentType = (request.headers["content-type"] ?? "")
-            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingHTTPWhitespace.lowercased() } ?? ""
         switch contentType {
         case "application/json": format = .json
         case "", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines": format = .ndjson

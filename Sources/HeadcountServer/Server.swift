@@ -83,7 +83,8 @@ public final class HeadcountServer {
 
         committer = FeedCommitter(loop: loop, wal: wal, snapshots: snapshots, lastSequence: engine.lastAppliedSequence,
                                   isFsyncEnabled: configuration.isFsyncEnabled,
-                                  gatherMicroseconds: configuration.groupCommitGatherMicroseconds, logger: logger)
+                                  gatherMicroseconds: configuration.groupCommitGatherMicroseconds,
+                                  loopSyncBytes: configuration.walLoopSyncBytes, logger: logger)
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
