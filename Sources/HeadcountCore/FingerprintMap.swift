@@ -177,6 +177,15 @@ struct FingerprintMap<Value> {
         for shard in range.clamped(to: 0..<shards.count) {
             let old = shards[shard]
             guard old.count > 0 else { continue }
+            // A shard with nothing to remove is left as it is: a sweep that removes nothing
+            // copies nothing (the shard may be shared with a snapshot being written).
+            var removes = false
+            for slot in old.slots where (slot.low != 0 || slot.high != 0)
+                && shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) {
+                removes = true
+                break
+            }
+            guard removes else { continue }
             var kept = Shard(slotCount: old.slots.count, depth: old.depth, emptyValue: emptyValue)
             for slot in old.slots where slot.low != 0 || slot.high != 0 {
                 if !shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) { kept.place(slot) }
