@@ -19,4 +19,7 @@ static inline uv_handle_t *hc_prepare_as_handle(uv_prepare_t *s) { return (uv_ha
 static inline uv_handle_t *hc_check_as_handle(uv_check_t *s) { return (uv_handle_t *)s; }
 static inline uv_req_t *hc_work_as_req(uv_work_t *w) { return (uv_req_t *)w; }
 
+/* uv_loop_configure is variadic, which Swift cannot call: turn on idle-time accounting. */
+static inline int hc_loop_measure_idle_time(uv_loop_t *loop) { return uv_loop_configure(loop, UV_METRICS_IDLE_TIME); }
+
 #endif

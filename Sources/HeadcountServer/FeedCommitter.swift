@@ -101,6 +101,8 @@ final class FeedCommitter {
     private var unapplied: Deque<(event: FeedEvent, sequence: UInt64)> = []
     private var flushBoundaries: Deque<UInt64> = []
     private let applySliceEvents: Int
+    /// …and at most this long (the clock is read every 32 events).
+    private let applySliceNanoseconds: UInt64
     private var idleHandle: UnsafeMutablePointer<uv_idle_t>?
     private var pendingBytes: [UInt8] = []
     private var pendingEvents: [(event: FeedEvent, sequence: UInt64)] = []
@@ -144,10 +146,11 @@ final class FeedCommitter {
     private(set) var gatheredFlushes = 0
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, wal: WriteAheadLog, snapshots: SnapshotStore,
-         lastSequence: UInt64, isFsyncEnabled: Bool, applySliceEvents: Int = 256,
+         lastSequence: UInt64, isFsyncEnabled: Bool, applySliceEvents: Int = 256, applySliceMicroseconds: Int = 250,
          gatherMicroseconds: Int = 0, loopSyncBytes: Int = 0, logger: Logger) {
         self.loopSyncBytes = loopSyncBytes
         self.applySliceEvents = applySliceEvents
+        self.applySliceNanoseconds = UInt64(max(applySliceMicroseconds, 1)) * 1000
         self.gatherNanoseconds = UInt64(max(gatherMicroseconds, 0)) * 1000
         self.loop = loop
         self.wal = wal
@@ -312,13 +315,15 @@ final class FeedCommitter {
         applySlice()
     }
 
-    /// Applies up to `applySliceEvents` durable events; answers the requests whose events are
+    /// Applies up to `applySliceEvents` durable events (and for at most `applySliceNanoseconds`); answers the requests whose events are
     /// all applied; keeps the loop turning (an idle handle) while a backlog remains.
     private func applySlice() {
         var count = 0
+        let deadline = uv_hrtime() &+ applySliceNanoseconds
         while count < applySliceEvents, let (event, sequence) = unapplied.popFirst() {
             applyDurable?(event, sequence)
             count += 1
+            if count & 31 == 0 && uv_hrtime() >= deadline { break }
         }
         if count > 0 { batchApplied?() }
         let appliedThrough = unapplied.first.map { $0.sequence - 1 } ?? (flushBoundaries.last ?? durableSequence)

@@ -49,6 +49,7 @@ public final class HeadcountServer {
     var spillFile: SpillFile!
     var committer: FeedCommitter!
     var intake: FeedIntake!
+    var loopMeter: LoopBusyMeter?
     var http: HTTPServer!
     let decoder: FeedDecoder
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
@@ -83,11 +84,13 @@ public final class HeadcountServer {
 
         committer = FeedCommitter(loop: loop, wal: wal, snapshots: snapshots, lastSequence: engine.lastAppliedSequence,
                                   isFsyncEnabled: configuration.isFsyncEnabled,
+                                  applySliceMicroseconds: configuration.feedSliceMicroseconds / 2,
                                   gatherMicroseconds: configuration.groupCommitGatherMicroseconds,
                                   loopSyncBytes: configuration.walLoopSyncBytes, logger: logger)
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
+        loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
         intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
         intake.admit = { [unowned self] event, arrival in self.engine.admit(id: event.id, arrivalMilliseconds: arrival) }
@@ -312,6 +315,7 @@ public final class HeadcountServer {
     }
 
     private func closeOwnHandles() {
+        loopMeter?.close()
         intake.close()
         committer.close()
         if let timer = housekeepingTimer {

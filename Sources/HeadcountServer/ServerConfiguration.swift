@@ -28,8 +28,9 @@ public struct ServerConfiguration: Sendable {
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
     /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
-    /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md).
-    public var feedSliceMicroseconds = 500
+    /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md);
+    /// applying durable events gets half as much per turn.
+    public var feedSliceMicroseconds = 250
     /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
     /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
     public var groupCommitGatherMicroseconds = 150

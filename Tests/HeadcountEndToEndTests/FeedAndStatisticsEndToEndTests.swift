@@ -170,5 +170,9 @@ final class FeedAndStatisticsEndToEndTests: XCTestCase {
         XCTAssertEqual(metrics.status, 200)
         XCTAssertTrue(metrics.text.contains(#"headcount_feed_events_total{result="accepted"} 1"#), metrics.text)
         XCTAssertTrue(metrics.text.contains("headcount_tickets 1"), metrics.text)
+        // The loop's busy time is measured every turn: the requests above took several turns.
+        let turns = metrics.text.split(separator: "\n").first { $0.hasPrefix("headcount_loop_busy_seconds_count ") }
+            .flatMap { Int($0.split(separator: " ").last ?? "") }
+        XCTAssertGreaterThan(turns ?? 0, 2, metrics.text)
     }
 }
