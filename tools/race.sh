@@ -256,7 +256,8 @@ for round in $(seq 1 "$ROUNDS"); do
     Q_IDLE+=("$qi"); Q_SAT+=("$qs"); Q_IDLE_PAST+=("$qip"); Q_SAT_PAST+=("$qsp"); FRESH+=("$fr"); Q_SAT_FEED+=("$feedc")
     say "  (c) query p99, 8 events, dateTime now:      idle $qi ms (p50 $(j '.queries.latencyMs.p50' "c-idle-$round"), max $(j '.queries.latencyMs.max' "c-idle-$round")) | saturated $qs ms (p50 $(j '.queries.latencyMs.p50' "c-sat-$round"), max $(j '.queries.latencyMs.max' "c-sat-$round"); feed $(fmt "$feedc") ev/s) (targets ≤ 1 / ≤ 2 ms)"
     say "      query p99, 8 events, dateTime 360 d ago: idle $qip ms (p50 $(j '.queries.latencyMs.p50' "c-idle-past-$round"), max $(j '.queries.latencyMs.max' "c-idle-past-$round")) | saturated $qsp ms (p50 $(j '.queries.latencyMs.p50' "c-sat-past-$round"), max $(j '.queries.latencyMs.max' "c-sat-past-$round"); E1… totalTickets then: $(j '.queries.lastTotalTickets | map(tostring) | join(",")' "c-idle-past-$round"))"
-    say "      for context, the loopback floor: redis HGET, one client, p99 $rfloor ms"
+    say "      the same four from the actual send (without the query thread's own late wake-ups): p99 $(j '.queries.serviceMs.p99' "c-idle-$round") / $(j '.queries.serviceMs.p99' "c-sat-$round") / $(j '.queries.serviceMs.p99' "c-idle-past-$round") / $(j '.queries.serviceMs.p99' "c-sat-past-$round") ms; send lag p99 $(j '.queries.sendLagMs.p99' "c-idle-$round") / $(j '.queries.sendLagMs.p99' "c-sat-$round") ms"
+    say "      for context, a loopback round trip back to back: redis HGET, one client, p99 $rfloor ms"
     say "      freshness (ack → first query reflecting it) p99 $fr ms, $(j '.freshness.reflectedByFirstQuery' "c-sat-$round")/$(j '.freshness.acknowledged' "c-sat-$round") probes seen by the first query after their ack"
 
     ROUND_JSON+=("$(jq -n --argjson round "$round" \
@@ -282,7 +283,7 @@ say "  (a) one event/request (C=$CONNS):  headcount $(fmt "$m_a_hc") req/s   red
 say "  (b) batched ($BATCH/request):   headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$m_b_r") ops/s   ratio $m_b   target ≥ 1.0: $(verdict "$m_b" 1.0 ge)"
 say "  (c) query p99 now:       idle $m_qi ms ($(verdict "$m_qi" 1 le) ≤ 1)   saturated $m_qs ms ($(verdict "$m_qs" 2 le) ≤ 2)"
 say "      query p99 year back: idle $m_qip ms ($(verdict "$m_qip" 1 le) ≤ 1)   saturated $m_qsp ms ($(verdict "$m_qsp" 2 le) ≤ 2)"
-say "      freshness p99 $m_fr ms; loopback floor (redis HGET, one client) p99 $m_rf ms"
+say "      freshness p99 $m_fr ms; redis HGET back to back, one client, p99 $m_rf ms"
 
 if (( JSON )); then
     printf '%s\n' "${ROUND_JSON[@]}" | jq -s --arg cpu "$CPU" --argjson nproc "$NPROC" --arg redis "$REDIS_VERSION" \
