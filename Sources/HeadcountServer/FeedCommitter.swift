@@ -129,6 +129,8 @@ final class FeedCommitter {
     var applyDurable: ((FeedEvent, UInt64) -> Void)?
     /// Called after each durable batch is applied (the server publishes live counters).
     var batchApplied: (() -> Void)?
+    /// Whether no feed request is waiting to be admitted (then a small flush may sync on the loop).
+    var isFeedQueueEmpty: (() -> Bool)?
     /// Called once when storage fails: the server stops.
     var storageFailed: ((String) -> Void)?
     /// Figures for metrics.
@@ -245,12 +247,13 @@ final class FeedCommitter {
             let bytes = takePending()
             let kind = JobKind.flush(bytes: bytes, firstSequence: inFlightEvents.first!.sequence,
                                      lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled)
-            if bytes.count <= loopSyncBytes {
+            if bytes.count <= loopSyncBytes && (isFeedQueueEmpty?() ?? true) {
                 // A small flush is written and synced right here, as Redis does in
                 // `beforeSleep`: no hand-off to a pool thread and back (two thread wake-ups,
                 // which cost more than the fsync itself on a small virtual machine), at the
                 // price of the loop waiting one small fsync. Big flushes (batched feeds, when
-                // queries matter most) still go to the pool.
+                // queries matter most) still go to the pool, and so does a small one while
+                // more feed requests are queued (a batch sliced across turns).
                 let job = Job(kind: kind, wal: wal, snapshots: snapshots, committer: self)
                 job.perform()
                 loopFlushCount += 1

@@ -97,6 +97,7 @@ public final class HeadcountServer {
         intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
         intake.failed = { job, error in job.respond(error.response(requestId: job.requestId)) }
+        committer.isFeedQueueEmpty = { [unowned self] in self.intake.isEmpty }
 
         var limits = HTTPServerLimits()
         limits.headerBytesMax = configuration.headerBytesMax
