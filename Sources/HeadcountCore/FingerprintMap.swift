@@ -98,6 +98,59 @@ struct FingerprintMap<Value> {
         return (value, true)
     }
 
+    /// Entries to insert at once (`insertOrUpdate(_:merge:)`), kept grouped by shard.
+    struct Batch {
+        fileprivate var shards: [[(key: Hash128, value: Value)]] = Array(repeating: [], count: FingerprintMap.shardCount)
+
+        init() {}
+
+        mutating func reserveCapacity(_ total: Int) {
+            let perShard = total / FingerprintMap.shardCount + total / FingerprintMap.shardCount / 16 + 16
+            for shard in shards.indices { shards[shard].reserveCapacity(perShard) }
+        }
+
+        @inline(__always)
+        mutating func append(_ key: Hash128, _ value: Value) {
+            let key = FingerprintMap.normalized(key)
+            shards[FingerprintMap.shard(of: key)].append((key, value))
+        }
+    }
+
+    /// Inserts every entry of the batch, or for a key already present, stores
+    /// `merge(stored, new)`. Shard by shard: each shard grows once to its final size, and its
+    /// inserts stay within one shard's table (in cache for tables of a few million entries).
+    mutating func insertOrUpdate(_ batch: Batch, merge: (Value, Value) -> Value) {
+        for shard in 0..<Self.shardCount {
+            let entries = batch.shards[shard]
+            guard !entries.isEmpty else { continue }
+            while (shards[shard].count + entries.count) * 10 > shards[shard].slots.count * 7 {
+                shards[shard].grow(emptyValue: emptyValue)
+            }
+            var added = 0
+            shards[shard].slots.withUnsafeMutableBufferPointer { slots in
+                let mask = slots.count - 1
+                for entry in entries {
+                    var index = Int(truncatingIfNeeded: entry.key.low) & mask
+                    while true {
+                        let slot = slots[index]
+                        if slot.low == entry.key.low && slot.high == entry.key.high {
+                            slots[index].value = merge(slot.value, entry.value)
+                            break
+                        }
+                        if slot.low == 0 && slot.high == 0 {
+                            slots[index] = Slot(low: entry.key.low, high: entry.key.high, value: entry.value)
+                            added += 1
+                            break
+                        }
+                        index = (index + 1) & mask
+                    }
+                }
+            }
+            shards[shard].count += added
+            count += added
+        }
+    }
+
     /// Keeps only the entries for which `shouldRemove` is false. O(capacity).
     mutating func removeAll(where shouldRemove: (Hash128, Value) -> Bool) {
         var rebuilt = FingerprintMap(capacity: count, emptyValue: emptyValue)

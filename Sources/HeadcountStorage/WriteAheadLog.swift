@@ -172,6 +172,14 @@ public final class WriteAheadLog: @unchecked Sendable {
     ///
     /// O(bytes in the segments read); holds one segment in memory at a time.
     public func recover(after sequence: UInt64, _ body: (WALRecord) throws -> Void) throws -> RecoveryReport {
+        try recover(after: sequence, decode: { try WALRecord(payload: $0) }, sequenceOf: { $0.sequence }, body)
+    }
+
+    /// `recover(after:_:)` with another payload decoder (`WALReplay`'s): `decode` must accept
+    /// exactly the payloads `WALRecord(payload:)` accepts and throw its `DecodingError` for
+    /// the others; `sequenceOf` gives a decoded record's sequence.
+    func recover<Record>(after sequence: UInt64, decode: (UnsafeRawBufferPointer) throws -> Record,
+                         sequenceOf: (Record) -> UInt64, _ body: (Record) throws -> Void) throws -> RecoveryReport {
         precondition(!isRecovered, "WriteAheadLog.recover may run only once")
         var found = try fileSystem.listDirectory(directory).compactMap { name -> Segment? in
             parseSequenceName(name, prefix: "wal-", suffix: ".log").map { Segment(firstSequence: $0, name: name) }
@@ -201,7 +209,8 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             let bytes = try fileSystem.readFile(path)
             let end = try scan(bytes, segment: segment, path: path, isLast: nextFirst == nil,
-                               nextFirst: nextFirst, after: sequence, report: &report, body)
+                               nextFirst: nextFirst, after: sequence, report: &report,
+                               decode: decode, sequenceOf: sequenceOf, body)
             if end < bytes.count {
                 let file = try fileSystem.openFile(path)
                 try file.truncate(to: end)
@@ -234,11 +243,20 @@ public final class WriteAheadLog: @unchecked Sendable {
         return report
     }
 
+    /// The bytes of the segment files in the directory now (to size a replay's tables).
+    func segmentBytesOnDisk() throws -> Int {
+        try fileSystem.listDirectory(directory).reduce(0) { total, name in
+            parseSequenceName(name, prefix: "wal-", suffix: ".log") == nil
+                ? total : total + (try fileSystem.fileSize(joinPath(directory, name)))
+        }
+    }
+
     /// Checks the records of one segment and delivers those after `after`. Returns where the
     /// whole records end (the file size unless the tail is torn).
-    private func scan(_ bytes: [UInt8], segment: Segment, path: String, isLast: Bool, nextFirst: UInt64?,
-                      after: UInt64, report: inout RecoveryReport,
-                      _ body: (WALRecord) throws -> Void) throws -> Int {
+    private func scan<Record>(_ bytes: [UInt8], segment: Segment, path: String, isLast: Bool, nextFirst: UInt64?,
+                              after: UInt64, report: inout RecoveryReport,
+                              decode: (UnsafeRawBufferPointer) throws -> Record, sequenceOf: (Record) -> UInt64,
+                              _ body: (Record) throws -> Void) throws -> Int {
         try bytes.withUnsafeBytes { raw -> Int in
             let size = raw.count
             var offset = 0
@@ -276,13 +294,13 @@ public final class WriteAheadLog: @unchecked Sendable {
                     let reason = "checksum mismatch (stored 0x\(hex(storedChecksum)), computed 0x\(hex(checksum)))"
                     return try tornOrCorrupt(recordEnd == size, reason)
                 }
-                let record: WALRecord
+                let record: Record
                 do {
-                    record = try WALRecord(payload: payload)
+                    record = try decode(payload)
                 } catch let error as WALRecord.DecodingError {
                     return try tornOrCorrupt(false, "undecodable payload: \(error)")
                 }
-                let sequence = record.sequence
+                let sequence = sequenceOf(record)
                 if let previous {
                     guard sequence == previous &+ 1 else {
                         throw WALError.corrupt(file: path, offset: offset,
