@@ -215,6 +215,10 @@ func walBenchmarks() {
     }
     report("WAL encode", Double(feed.count) / encodeSeconds, "records/s")
     report("WAL bytes per record", Double(walBytes.count) / Double(feed.count), "bytes")
+    var crc: UInt32 = 0
+    let crcSeconds = seconds { for _ in 0..<4 { crc ^= CRC32C.checksum(walBytes) } }
+    report("CRC32C\(CRC32C.isHardwareAvailable ? " (SSE 4.2)" : "")", Double(walBytes.count * 4) / crcSeconds / 1e6, "MB/s")
+    if crc == 42 { print("") }
     let wal = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
     _ = try! wal.recover(after: 0) { _ in }
     let appendSeconds = seconds {

@@ -127,13 +127,36 @@ public final class BulkReplay {
 
     /// Builds every ledger and sets the engine's last applied sequence. Call once, after the
     /// last `add`. O(n log n) in the worst case, about O(n) for a feed mostly in time order.
-    public func finish() {
+    ///
+    /// The build is made of independent jobs — the idempotency keys, and each ledger — that
+    /// touch disjoint state. The core runs no thread itself: `concurrently`, if given, may run
+    /// them on several threads; it must call `job(i)` exactly once for each `i` in
+    /// `0..<count`, and return once all have returned (e.g. `DispatchQueue.concurrentPerform`).
+    /// The jobs come largest first.
+    public func finish(concurrently: ((_ count: Int, _ job: (Int) -> Void) -> Void)? = nil) {
         precondition(!isFinished, "BulkReplay.finish runs once")
         isFinished = true
-        engine.idempotencyKeys.recordReplayed(replayedKeys)
-        replayedKeys = FingerprintMap<Int64>.Batch()
         let chunkCapacity = engine.configuration.deltasPerSnapshot
-        for handle in builders.indices { builders[handle].finish(chunkCapacity: chunkCapacity) }
+        let order = builders.indices.filter { builders[$0].pendingCount > 0 }
+            .sorted { builders[$0].pendingCount > builders[$1].pendingCount }
+        let engine = self.engine
+        let keys = replayedKeys
+        replayedKeys = FingerprintMap<Int64>.Batch()
+        builders.withUnsafeMutableBufferPointer { buffer in
+            let builders = buffer  // each job touches one element
+            let job = { (index: Int) in
+                if index == 0 {
+                    engine.idempotencyKeys.recordReplayed(keys)
+                } else {
+                    builders[order[index - 1]].finish(chunkCapacity: chunkCapacity)
+                }
+            }
+            if let concurrently {
+                concurrently(order.count + 1, job)
+            } else {
+                for index in 0...order.count { job(index) }
+            }
+        }
         builders.removeAll()
         engine.lastAppliedSequence = lastSequence
         engine.appliedEventCount += addedCount
@@ -176,6 +199,8 @@ struct LedgerBuilder {
     private var pending: [Pending] = []
 
     init(eventId: String) { self.eventId = eventId }
+
+    var pendingCount: Int { pending.count }
 
     @inline(__always)
     mutating func add(kind: FeedEventKind, ticket: Hash128, occurredAt: Int64, sequence: UInt64, argument: UInt8, device: UInt64) {

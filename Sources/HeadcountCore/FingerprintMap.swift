@@ -43,7 +43,17 @@ struct FingerprintMap<Value> {
         }
 
         mutating func grow(emptyValue: Value) {
-            var bigger = Shard(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
+            rehash(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
+        }
+
+        /// Grows at once (one rehash) to hold `total` entries within the load limit.
+        mutating func reserve(_ total: Int, emptyValue: Value) {
+            guard total * 10 > slots.count * 7 else { return }
+            rehash(capacity: total, emptyValue: emptyValue)
+        }
+
+        private mutating func rehash(capacity: Int, emptyValue: Value) {
+            var bigger = Shard(capacity: capacity, emptyValue: emptyValue)
             for slot in slots where slot.low != 0 || slot.high != 0 {
                 let index = bigger.find(Hash128(low: slot.low, high: slot.high)).index
                 bigger.slots[index] = slot
@@ -123,9 +133,7 @@ struct FingerprintMap<Value> {
         for shard in 0..<Self.shardCount {
             let entries = batch.shards[shard]
             guard !entries.isEmpty else { continue }
-            while (shards[shard].count + entries.count) * 10 > shards[shard].slots.count * 7 {
-                shards[shard].grow(emptyValue: emptyValue)
-            }
+            shards[shard].reserve(shards[shard].count + entries.count, emptyValue: emptyValue)
             var added = 0
             shards[shard].slots.withUnsafeMutableBufferPointer { slots in
                 let mask = slots.count - 1
@@ -151,13 +159,26 @@ struct FingerprintMap<Value> {
         }
     }
 
-    /// Keeps only the entries for which `shouldRemove` is false. O(capacity).
+    /// Keeps only the entries for which `shouldRemove` is false. O(capacity); a shard with
+    /// nothing to remove is kept as it is (a sweep that removes nothing copies nothing).
     mutating func removeAll(where shouldRemove: (Hash128, Value) -> Bool) {
-        var rebuilt = FingerprintMap(capacity: count, emptyValue: emptyValue)
-        forEach { key, value in
-            if !shouldRemove(key, value) { rebuilt.insertIfAbsent(key, value) }
+        for shard in shards.indices {
+            var kept = 0
+            var removes = false
+            for slot in shards[shard].slots where slot.low != 0 || slot.high != 0 {
+                if shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) { removes = true } else { kept += 1 }
+            }
+            guard removes else { continue }
+            var rebuilt = Shard(capacity: kept, emptyValue: emptyValue)
+            for slot in shards[shard].slots where slot.low != 0 || slot.high != 0 {
+                guard !shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) else { continue }
+                let index = rebuilt.find(Hash128(low: slot.low, high: slot.high)).index
+                rebuilt.slots[index] = slot
+                rebuilt.count += 1
+            }
+            count -= shards[shard].count - rebuilt.count
+            shards[shard] = rebuilt
         }
-        self = rebuilt
     }
 
     /// Bytes of the slot arrays (key and value of every slot, used or not).

@@ -185,6 +185,8 @@ public final class HeadcountServer {
             }
             logger.info("recovered", metadata: ["snapshotSequence": "\(fromSnapshot)", "walEventsReplayed": "\(replayed)",
                                                 "walSegments": "\(report.segmentCount)",
+                                                "walReadSeconds": "\(String(format: "%.3f", outcome.readSeconds))",
+                                                "walBuildSeconds": "\(String(format: "%.3f", outcome.buildSeconds))",
                                                 "lastSequence": "\(engine.lastAppliedSequence)",
                                                 "seconds": "\(String(format: "%.3f", elapsed))"])
         } catch let error as StartError {

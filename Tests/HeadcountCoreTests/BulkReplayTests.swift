@@ -11,7 +11,8 @@ import XCTest
 //   HEADCOUNT_ORACLE_SEED=1234 swift test --filter BulkReplayTests  replay one seed (or 1,2,0x3f)
 //   HEADCOUNT_ORACLE_ITERATIONS=50 / HEADCOUNT_ORACLE_SCALE=4       as for OracleTests
 //
-// Each feed is replayed in bulk five ways: from nothing (a WAL-only restart); on top of a
+// Each feed is replayed in bulk six ways: from nothing (a WAL-only restart; built on one
+// thread, and on every core); on top of a
 // snapshot taken after 10% of it (ledgers rebuilt from old + new entries) and after 90%
 // (big ledgers take the new entries one by one); in two bulk runs one after the other; and
 // on top of a snapshot whose state is partly spilled. Every answer must equal online
@@ -91,10 +92,10 @@ func engineDifference(_ expected: Engine, _ actual: Engine, log: [LoggedEvent], 
 }
 
 final class BulkReplayTests: XCTestCase {
-    private func replay(_ log: ArraySlice<LoggedEvent>, into engine: Engine) {
+    private func replay(_ log: ArraySlice<LoggedEvent>, into engine: Engine, concurrently: Bool = false) {
         let bulk = BulkReplay(engine: engine, expectedRecords: log.count)
         for entry in log { bulk.add(entry.event, sequence: entry.sequence, arrivalMilliseconds: entry.arrivalMilliseconds) }
-        bulk.finish()
+        bulk.finish(concurrently: concurrently ? { DispatchQueue.concurrentPerform(iterations: $0, execute: $1) } : nil)
         engine.publish()
     }
 
@@ -128,11 +129,13 @@ final class BulkReplayTests: XCTestCase {
             let started = Date()
 
             var cases: [(String, () throws -> Engine)] = []
-            cases.append(("WAL only", {
-                let engine = Engine(configuration: engineConfiguration)
-                self.replay(log[...], into: engine)
-                return engine
-            }))
+            for concurrently in [false, true] {
+                cases.append(("WAL only\(concurrently ? ", built on every core" : "")", {
+                    let engine = Engine(configuration: engineConfiguration)
+                    self.replay(log[...], into: engine, concurrently: concurrently)
+                    return engine
+                }))
+            }
             for fraction in [10, 90] {
                 let split = log.count * fraction / 100
                 cases.append(("snapshot after \(split) of \(log.count), then bulk", {
