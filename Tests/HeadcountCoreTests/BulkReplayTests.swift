@@ -11,15 +11,14 @@ import XCTest
 //   HEADCOUNT_ORACLE_SEED=1234 swift test --filter BulkReplayTests  replay one seed (or 1,2,0x3f)
 //   HEADCOUNT_ORACLE_ITERATIONS=50 / HEADCOUNT_ORACLE_SCALE=4       as for OracleTests
 //
-// Each feed is replayed in bulk six ways: from nothing (a WAL-only restart; built on one
-// thread, and on every core); on top of a
-// snapshot taken after 10% of it (ledgers rebuilt from old + new entries) and after 90%
-// (big ledgers take the new entries one by one); in two bulk runs one after the other; and
-// on top of a snapshot whose state is partly spilled. Every answer must equal online
-// apply's: statistics of every eventId at every event time and 1 ms either side, which
-// eventIds exist, the status-change listings, the idempotency keys (with their arrivals),
-// the ticket histories and the last sequence (all compared through the snapshot bytes, with
-// the keys in a canonical order).
+// Each feed is replayed in bulk six ways: from nothing (a WAL-only restart), built on one
+// thread and on every core; on top of a snapshot taken after 10% of it (ledgers rebuilt from
+// old + new entries) and after 90% (big ledgers take the new entries one by one); in two
+// bulk runs one after the other; and on top of a snapshot whose state is partly spilled.
+// Every answer must equal online apply's: statistics of every eventId at every event time
+// and 1 ms either side, which eventIds exist, the published counters, the status-change
+// listings, the idempotency keys (with their arrivals), the ticket histories and the last
+// sequence (the last three through the snapshot bytes, keys in a canonical order).
 
 /// One admitted delivery, as the WAL holds it.
 struct LoggedEvent {
