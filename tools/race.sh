@@ -207,7 +207,7 @@ setup() {
 start_servers 1
 setup 1
 
-declare -a A_HC A_R A_RATIO B_HC B_R B_RATIO Q_IDLE Q_SAT Q_IDLE_PAST Q_SAT_PAST FRESH Q_SAT_FEED ROUND_JSON
+declare -a R_FLOOR A_HC A_R A_RATIO B_HC B_R B_RATIO Q_IDLE Q_SAT Q_IDLE_PAST Q_SAT_PAST FRESH Q_SAT_FEED ROUND_JSON
 for round in $(seq 1 "$ROUNDS"); do
     say ""
     if (( FRESH && round > 1 )); then
@@ -248,9 +248,15 @@ for round in $(seq 1 "$ROUNDS"); do
     qi=$(j '.queries.latencyMs.p99' "c-idle-$round"); qs=$(j '.queries.latencyMs.p99' "c-sat-$round")
     qip=$(j '.queries.latencyMs.p99' "c-idle-past-$round"); qsp=$(j '.queries.latencyMs.p99' "c-sat-past-$round")
     fr=$(j '.freshness.freshnessMs.p99' "c-sat-$round"); feedc=$(j '.feed.eventsPerSecondAccepted' "c-sat-$round")
+    # The machine's own floor for a loopback round trip, for context: Redis answering HGET on
+    # one hash to one client, closed loop (redis-benchmark's p99, ms).
+    redis-benchmark -h 127.0.0.1 -p "$RP" -c 1 -n 5000 -P 1 --csv HGET counters:E1 validTickets >"$TMP/c-redis-$round.csv" 2>/dev/null || true
+    rfloor=$(redis_p99 "c-redis-$round"); [[ -n "$rfloor" ]] || rfloor=0
+    R_FLOOR+=("$rfloor")
     Q_IDLE+=("$qi"); Q_SAT+=("$qs"); Q_IDLE_PAST+=("$qip"); Q_SAT_PAST+=("$qsp"); FRESH+=("$fr"); Q_SAT_FEED+=("$feedc")
     say "  (c) query p99, 8 events, dateTime now:      idle $qi ms (p50 $(j '.queries.latencyMs.p50' "c-idle-$round"), max $(j '.queries.latencyMs.max' "c-idle-$round")) | saturated $qs ms (p50 $(j '.queries.latencyMs.p50' "c-sat-$round"), max $(j '.queries.latencyMs.max' "c-sat-$round"); feed $(fmt "$feedc") ev/s) (targets ≤ 1 / ≤ 2 ms)"
     say "      query p99, 8 events, dateTime 360 d ago: idle $qip ms (p50 $(j '.queries.latencyMs.p50' "c-idle-past-$round"), max $(j '.queries.latencyMs.max' "c-idle-past-$round")) | saturated $qsp ms (p50 $(j '.queries.latencyMs.p50' "c-sat-past-$round"), max $(j '.queries.latencyMs.max' "c-sat-past-$round"); E1… totalTickets then: $(j '.queries.lastTotalTickets | map(tostring) | join(",")' "c-idle-past-$round"))"
+    say "      for context, the loopback floor: redis HGET, one client, p99 $rfloor ms"
     say "      freshness (ack → first query reflecting it) p99 $fr ms, $(j '.freshness.reflectedByFirstQuery' "c-sat-$round")/$(j '.freshness.acknowledged' "c-sat-$round") probes seen by the first query after their ack"
 
     ROUND_JSON+=("$(jq -n --argjson round "$round" \
@@ -270,23 +276,23 @@ say "median over $ROUNDS round(s) — $NPROC cores, $CPU"
 two() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 m_a_hc=$(median "${A_HC[@]}"); m_a_r=$(median "${A_R[@]}"); m_a=$(two "$(median "${A_RATIO[@]}")")
 m_b_hc=$(median "${B_HC[@]}"); m_b_r=$(median "${B_R[@]}"); m_b=$(two "$(median "${B_RATIO[@]}")")
-m_qi=$(median "${Q_IDLE[@]}"); m_qs=$(median "${Q_SAT[@]}"); m_qip=$(median "${Q_IDLE_PAST[@]}"); m_qsp=$(median "${Q_SAT_PAST[@]}"); m_fr=$(median "${FRESH[@]}")
+m_qi=$(median "${Q_IDLE[@]}"); m_qs=$(median "${Q_SAT[@]}"); m_qip=$(median "${Q_IDLE_PAST[@]}"); m_qsp=$(median "${Q_SAT_PAST[@]}"); m_fr=$(median "${FRESH[@]}"); m_rf=$(median "${R_FLOOR[@]}")
 verdict() { awk -v x="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? (x >= t) : (x <= t); print ok ? "met" : "NOT met" }'; }
 say "  (a) one event/request (C=$CONNS):  headcount $(fmt "$m_a_hc") req/s   redis $(fmt "$m_a_r") req/s   ratio $m_a   target ≥ 1.5: $(verdict "$m_a" 1.5 ge)"
 say "  (b) batched ($BATCH/request):   headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$m_b_r") ops/s   ratio $m_b   target ≥ 1.0: $(verdict "$m_b" 1.0 ge)"
 say "  (c) query p99 now:       idle $m_qi ms ($(verdict "$m_qi" 1 le) ≤ 1)   saturated $m_qs ms ($(verdict "$m_qs" 2 le) ≤ 2)"
 say "      query p99 year back: idle $m_qip ms ($(verdict "$m_qip" 1 le) ≤ 1)   saturated $m_qsp ms ($(verdict "$m_qsp" 2 le) ≤ 2)"
-say "      freshness p99 $m_fr ms"
+say "      freshness p99 $m_fr ms; loopback floor (redis HGET, one client) p99 $m_rf ms"
 
 if (( JSON )); then
     printf '%s\n' "${ROUND_JSON[@]}" | jq -s --arg cpu "$CPU" --argjson nproc "$NPROC" --arg redis "$REDIS_VERSION" \
         --argjson conns "$CONNS" --argjson batch "$BATCH" --argjson phase "$PHASE" \
         --argjson ma "$m_a" --argjson mb "$m_b" --argjson mahc "$m_a_hc" --argjson mar "$m_a_r" --argjson mbhc "$m_b_hc" --argjson mbr "$m_b_r" \
-        --argjson qi "$m_qi" --argjson qs "$m_qs" --argjson qip "$m_qip" --argjson qsp "$m_qsp" --argjson fr "$m_fr" \
+        --argjson qi "$m_qi" --argjson qs "$m_qs" --argjson qip "$m_qip" --argjson qsp "$m_qsp" --argjson fr "$m_fr" --argjson rf "$m_rf" \
         '{machine: {nproc: $nproc, cpu: $cpu}, redis: $redis, connections: $conns, batch: $batch, phaseSeconds: $phase,
           rounds: .,
           median: {oneEventPerRequest: {headcount: $mahc, redis: $mar, ratio: $ma},
                    batched: {headcount: $mbhc, redis: $mbr, ratio: $mb},
                    queryP99Ms: {idleNow: $qi, saturatedNow: $qs, idleYearBack: $qip, saturatedYearBack: $qsp},
-                   freshnessP99Ms: $fr}}' >&3
+                   freshnessP99Ms: $fr, loopbackFloorRedisHGetP99Ms: $rf}}' >&3
 fi

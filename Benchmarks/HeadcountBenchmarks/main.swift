@@ -2,7 +2,7 @@
 //
 //   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--rounds N] [--json]
 //                                            [--compare Benchmarks/baseline.json] [--ingest-only]
-//                                            [--restart-only] [--replay-only]
+//                                            [--wal-sync-only] [--restart-only] [--replay-only]
 //
 // --restart-only runs only the WAL figures (encode, append, replay, restart); --replay-only
 // only the bulk restart itself (for profiling).
@@ -26,6 +26,7 @@ struct Options {
     var ingestOnly = false
     var restartOnly = false
     var replayOnly = false
+    var walSyncOnly = false
     var comparePath: String?
 
     init(_ arguments: [String]) {
@@ -39,6 +40,7 @@ struct Options {
             case "--ingest-only": ingestOnly = true
             case "--restart-only": restartOnly = true
             case "--replay-only": replayOnly = true; restartOnly = true
+            case "--wal-sync-only": walSyncOnly = true
             case "--compare": comparePath = iterator.next()
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
@@ -113,6 +115,49 @@ var results: [(String, Double, String)] = []
 func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value, unit))
     if !options.json { print(name.padding(toLength: 54, withPad: " ", startingAt: 0) + String(format: abs(value) < 10 ? "%14.3f " : "%14.1f ", value) + unit) }
+}
+
+/// Group commits of 1 and 8 records (what one-event requests produce): `append` + `sync` on a
+/// real WAL in the temp directory, each commit timed, with segments that grow by appending and
+/// with preallocated ones (written in place over synced zeros).
+func walGroupCommitFigures() {
+    let commits = 1_500
+    for (label, preallocation) in [("appending", WriteAheadLog.Preallocation.off), ("preallocated", .background)] {
+        for recordsPerCommit in [1, 8] {
+            let directory = NSTemporaryDirectory() + "headcount-bench-commit-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let log = try! WriteAheadLog(directory: directory, segmentBytesMax: 64 << 20, preallocation: preallocation)
+            _ = try! log.recover(after: 0) { _ in }
+            if preallocation != .off { precondition(try! log.prepareNextSegment(), "a prepared segment") }
+            var sequence: UInt64 = 0
+            var latencies: [Double] = []
+            latencies.reserveCapacity(commits)
+            for _ in 0..<commits {
+                var bytes: [UInt8] = []
+                let first = sequence + 1
+                for _ in 0..<recordsPerCommit {
+                    sequence += 1
+                    let event = FeedEvent(id: "7f3c2a9e-\(sequence)-4b1d-9c8e-\(sequence % 977)", kind: .ticketDownloaded,
+                                          eventId: "event-2025-05-21-arena", ticketId: "T-\(100_000 + sequence)",
+                                          occurredAt: 1_750_000_000_000 + Int64(sequence), details: .device("device-\(sequence % 5000)"))
+                    WriteAheadLog.encode(WALRecord(sequence: sequence, arrivalMilliseconds: 1_750_000_000_000, event: event), into: &bytes)
+                }
+                let start = DispatchTime.now().uptimeNanoseconds
+                try! log.append(bytes, firstSequence: first, lastSequence: sequence)
+                try! log.sync()
+                latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+            }
+            latencies.sort()
+            let name = "WAL commit, \(recordsPerCommit) record\(recordsPerCommit == 1 ? "" : "s") + fdatasync, \(label)"
+            report(name + ", p50", latencies[latencies.count / 2], "µs")
+            report(name + ", mean", latencies.reduce(0, +) / Double(latencies.count), "µs")
+        }
+    }
+}
+
+if options.walSyncOnly {
+    walGroupCommitFigures()
+    exit(0)
 }
 
 let feed = eventDay(tickets: options.tickets, events: options.events, seed: 42)
@@ -226,6 +271,7 @@ func walBenchmarks() {
         try! wal.sync()
     }
     report("WAL append + fsync", Double(walBytes.count) / appendSeconds / 1e6, "MB/s")
+    if !options.restartOnly { walGroupCommitFigures() }
     var replayed: [FeedEvent] = []
     replayed.reserveCapacity(feed.count)
     let replaySeconds = seconds {

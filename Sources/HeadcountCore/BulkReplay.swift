@@ -27,17 +27,20 @@ public final class BulkReplay {
     public let engine: Engine
     private var builders: [LedgerBuilder] = []
     /// Builders by eventId (String equality, as `Engine.ledgers` keys them).
-    private var handlesByEventId: [String: Int] = [:]
-    /// Builders by the fingerprint of an eventId's exact bytes (checked against the bytes).
-    private var handlesByBytes: [Hash128: (bytes: [UInt8], handle: Int)] = [:]
-    private var lastBytes: [UInt8] = []
+    private var buildersByEventId: [String: Int] = [:]
+    /// A handle is one exact spelling of an eventId (its bytes) and its builder: spellings
+    /// that are equal as `String`s share a builder, and the ledger is made with the spelling
+    /// of the first event that reaches it, as online.
+    private var spellings: [(eventId: String, bytes: [UInt8], builder: Int)] = []
+    /// Handles by the fingerprint of their bytes (checked against the bytes).
+    private var handlesByBytes: [Hash128: [Int]] = [:]
     private var lastHandle = -1
     private var lastSequence: UInt64
     private var addedCount = 0
     private var isFinished = false
-    /// The idempotency keys replayed, grouped by the table's shard: inserted shard by shard
-    /// at the end, each shard's table then fits in cache (one by one, each insert into a
-    /// table of millions is a cache miss).
+    /// The idempotency keys replayed, grouped by the low bits the table's directory uses:
+    /// inserted group by group at the end, each group's inserts land in 1/256 of the table
+    /// (in cache), where inserting each key as it comes misses the cache every time.
     private var replayedKeys = FingerprintMap<Int64>.Batch()
 
     /// `expectedRecords`, if known (e.g. from the WAL's size), sizes the key lists once.
@@ -52,31 +55,35 @@ public final class BulkReplay {
 
     // MARK: - Adding records
 
-    /// The handle of the ledger of an eventId given as its UTF-8 bytes (valid UTF-8). O(bytes);
-    /// a repeat of the previous eventId costs one comparison.
+    /// The handle of an eventId given as its UTF-8 bytes (valid UTF-8). O(bytes); a repeat
+    /// of the previous eventId costs one comparison.
     public func ledgerHandle(eventIdUTF8 bytes: UnsafeRawBufferPointer) -> Int {
-        if lastHandle >= 0 && BulkReplay.equal(bytes, lastBytes) { return lastHandle }
+        if lastHandle >= 0 && BulkReplay.equal(bytes, spellings[lastHandle].bytes) { return lastHandle }
         let fingerprint = Hash128.hash(bytes)
-        if let known = handlesByBytes[fingerprint], BulkReplay.equal(bytes, known.bytes) {
-            lastBytes = known.bytes
-            lastHandle = known.handle
-            return known.handle
+        for handle in handlesByBytes[fingerprint] ?? [] where BulkReplay.equal(bytes, spellings[handle].bytes) {
+            lastHandle = handle
+            return handle
         }
         let eventId = String(decoding: bytes.bindMemory(to: UInt8.self), as: UTF8.self)
-        let handle = ledgerHandle(eventId: eventId)
-        if handlesByBytes[fingerprint] == nil { handlesByBytes[fingerprint] = (Array(bytes), handle) }
-        lastBytes = Array(bytes)
+        let builder: Int
+        if let existing = buildersByEventId[eventId] {
+            builder = existing
+        } else {
+            builder = builders.count
+            builders.append(LedgerBuilder())
+            buildersByEventId[eventId] = builder
+        }
+        let handle = spellings.count
+        spellings.append((eventId, Array(bytes), builder))
+        handlesByBytes[fingerprint, default: []].append(handle)
         lastHandle = handle
         return handle
     }
 
-    /// The handle of the ledger of `eventId`.
+    /// The handle of `eventId` (its exact spelling).
     public func ledgerHandle(eventId: String) -> Int {
-        if let handle = handlesByEventId[eventId] { return handle }
-        let handle = builders.count
-        builders.append(LedgerBuilder(eventId: eventId))
-        handlesByEventId[eventId] = handle
-        return handle
+        var eventId = eventId
+        return eventId.withUTF8 { ledgerHandle(eventIdUTF8: UnsafeRawBufferPointer($0)) }
     }
 
     /// Adds a ticket or pass event given by its fingerprints: `idKey` = `Hash128.hash(id)`,
@@ -94,9 +101,11 @@ public final class BulkReplay {
         lastSequence = sequence
         addedCount += 1
         replayedKeys.append(idKey, arrivalMilliseconds)
-        // The ledger is made on its first event, as online (a handle alone makes none).
-        if builders[handle].ledger == nil { builders[handle].ledger = engine.ledger(for: builders[handle].eventId) }
-        builders[handle].add(kind: kind, ticket: ticket, occurredAt: occurredAt, sequence: sequence,
+        // The ledger is made by its first event, with that event's spelling, as online (a
+        // handle alone makes none).
+        let builder = spellings[handle].builder
+        if builders[builder].ledger == nil { builders[builder].ledger = engine.ledger(for: spellings[handle].eventId) }
+        builders[builder].add(kind: kind, ticket: ticket, occurredAt: occurredAt, sequence: sequence,
                              argument: argument, device: device)
     }
 
@@ -104,8 +113,7 @@ public final class BulkReplay {
     public func add(_ event: FeedEvent, sequence: UInt64, arrivalMilliseconds: Int64) {
         if event.kind.isTicketOrPass {
             let (argument, device) = event.historyArgument
-            var eventId = event.eventId
-            let handle = eventId.withUTF8 { ledgerHandle(eventIdUTF8: UnsafeRawBufferPointer($0)) }
+            let handle = ledgerHandle(eventId: event.eventId)
             addTicketEvent(sequence: sequence, idKey: Hash128.hash(event.id), arrivalMilliseconds: arrivalMilliseconds,
                            ledger: handle, kind: event.kind, ticket: Hash128.hash(event.ticketId),
                            occurredAt: event.occurredAt, argument: argument, device: device)
@@ -191,14 +199,13 @@ struct LedgerBuilder {
         var entry: HistoryEntry
     }
 
-    let eventId: String
     var ledger: EventLedger!
     /// Pending entries in sequence order, with their ticket's fingerprint. Tickets are
     /// numbered at the build, one ledger at a time: its ticket table then stays in cache,
     /// where numbering them as they come would miss the cache for each of them.
     private var pending: [Pending] = []
 
-    init(eventId: String) { self.eventId = eventId }
+    init() {}
 
     var pendingCount: Int { pending.count }
 

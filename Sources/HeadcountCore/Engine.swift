@@ -20,12 +20,15 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Memory for the delta records behind the snapshots. Past it, the records of the oldest
     /// chunks go to the spill store (if one is set); their snapshots stay in memory.
     public var deltaMemoryBytesMax: Int = 512 << 20
-    /// Memory for ticket histories. Past it, the oldest pages (64 Ki entries, 2 MiB) go to
+    /// Memory for ticket histories. Past it, the oldest pages (4 Ki entries, 128 KiB) go to
     /// the spill store and come back when a late or new event of one of their tickets
     /// touches them.
     public var historyMemoryBytesMax: Int = 1 << 30
-    /// log2 of the entries in a history page (16: 64 Ki entries, 2 MiB).
-    public var historyPageShift: Int = 16
+    /// log2 of the entries in a history page (12: 4 Ki entries, 128 KiB). A page is the unit
+    /// of copy-on-write after a snapshot and of spilling: the first append after a snapshot
+    /// copies its ledger's last page, a late event the page it links into, so pages are kept
+    /// small (2 MiB pages put ~10 ms of copying into the first slice after each snapshot).
+    public var historyPageShift: Int = 12
 
     public init() {}
 }
@@ -116,10 +119,16 @@ public final class Engine {
         now - configuration.retentionMilliseconds
     }
 
+    /// Whether an idempotency-key sweep is under way (`expireIdempotencyKeys` continues it).
+    public var isSweepingIdempotencyKeys: Bool { idempotencyKeys.isSweeping }
+
     /// The lock-free live counters of an event, to hand to another thread (nil if unknown).
     public func publishedCounters(eventId: String) -> PublishedCounters? { ledgers[eventId]?.published }
 
-    /// Forgets idempotency keys accepted before `now - idempotencyWindowMilliseconds`.
+    /// Forgets idempotency keys accepted before `now - idempotencyWindowMilliseconds`: starts
+    /// a sweep at most hourly and runs a bounded slice of it per call (call it regularly, as
+    /// the server's housekeeping does every second); `isSweepingIdempotencyKeys` tells whether
+    /// more calls are needed to finish.
     public func expireIdempotencyKeys(now: Int64) {
         idempotencyKeys.expire(arrivedBefore: now - configuration.idempotencyWindowMilliseconds)
     }

@@ -61,7 +61,7 @@ final class EventLedger {
     var isPublishPending = false
     private var scratchDevices: [UInt64] = []
 
-    init(eventId: String, chunkCapacity: Int, historyPageShift: Int = 16) {
+    init(eventId: String, chunkCapacity: Int, historyPageShift: Int = 12) {
         self.eventId = eventId
         deltas = DeltaIndex(chunkCapacity: chunkCapacity)
         history = PagedArray(pageShift: historyPageShift)

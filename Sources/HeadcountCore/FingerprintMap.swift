@@ -1,15 +1,26 @@
 /// An open-addressing hash map keyed by 128-bit fingerprints (`Hash128`), which are already
-/// uniformly random: no re-hashing. It is split into 64 shards (by the high word), each an
-/// open-addressing table (linear probing on the low word, power-of-two capacity, at most 70%
-/// full, key and value in one slot so a lookup touches one cache line). Shards make the two
-/// long pauses of one big table short: growth rehashes one shard at a time, and after a
-/// snapshot takes a copy, the owner's next insert copies one shard, not the whole map.
+/// uniformly random: no re-hashing.
+///
+/// It is an *extendible hash*: a directory of 2^depth entries, indexed by the low bits of
+/// the key's high word, points at small shards; each shard is an open-addressing table
+/// (linear probing on the key's low word, power-of-two size, at most 70% full, key and value
+/// in one slot so a lookup touches one cache line). A shard grows by doubling up to
+/// `shardSlotsMax` slots; past that it *splits* in two by one more bit of the key, and only
+/// the directory (4 bytes an entry) ever doubles. So no operation ever touches more than one
+/// shard's few kilobytes:
+/// - growth rehashes one small shard, never the whole map (one big table's rehash at 10 M
+///   keys is a stall of a second);
+/// - after a snapshot takes a copy-on-write copy, the owner's next inserts copy only the
+///   shards they touch — a batch of 1,000 inserts into a map of millions copies a few
+///   percent of it, not all of it (64 fixed shards were all touched by any batch, so the
+///   first batch after each snapshot copied the whole map: ~200 ms at 2 M keys, measured);
+/// - expiry sweeps a range of shards at a time (`removeAll(inShards:where:)`).
 ///
 /// The key (0, 0) marks an empty slot, so a fingerprint that is (0, 0) is stored as (1, 0) —
 /// a change with the same 2^-128 odds as any collision.
 ///
-/// Costs: 16 bytes of key + the value per slot, 1.4–2.9 slots per entry. Lookup and insert
-/// O(1) expected; `removeAll(where:)` rebuilds in O(capacity).
+/// Costs: 16 bytes of key + the value per slot, 1.4–2.9 slots per entry, plus 4 bytes of
+/// directory and ~40 bytes of shard header per 70–180 entries. Lookup and insert O(1).
 struct FingerprintMap<Value> {
     private struct Slot {
         var low: UInt64
@@ -19,14 +30,16 @@ struct FingerprintMap<Value> {
 
     private struct Shard {
         var slots: [Slot]
+        /// `slots.count - 1`, kept here so a lookup reads no array header (one cache miss less).
         var mask: Int
         var count = 0
+        /// How many low bits of `high` all of this shard's keys share.
+        var depth: Int
 
-        init(capacity: Int, emptyValue: Value) {
-            var size = 8
-            while size * 7 / 10 < capacity { size *= 2 }
-            slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: size)
-            mask = size - 1
+        init(slotCount: Int, depth: Int, emptyValue: Value) {
+            slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: slotCount)
+            mask = slotCount - 1
+            self.depth = depth
         }
 
         @inline(__always)
@@ -42,37 +55,37 @@ struct FingerprintMap<Value> {
             }
         }
 
-        mutating func grow(emptyValue: Value) {
-            rehash(capacity: slots.count * 2 * 7 / 10, emptyValue: emptyValue)
+        /// Puts a key known to be absent (no duplicate check).
+        @inline(__always)
+        mutating func place(_ slot: Slot) {
+            let index = find(Hash128(low: slot.low, high: slot.high)).index
+            slots[index] = slot
+            count += 1
         }
 
-        /// Grows at once (one rehash) to hold `total` entries within the load limit.
-        mutating func reserve(_ total: Int, emptyValue: Value) {
-            guard total * 10 > slots.count * 7 else { return }
-            rehash(capacity: total, emptyValue: emptyValue)
-        }
-
-        private mutating func rehash(capacity: Int, emptyValue: Value) {
-            var bigger = Shard(capacity: capacity, emptyValue: emptyValue)
-            for slot in slots where slot.low != 0 || slot.high != 0 {
-                let index = bigger.find(Hash128(low: slot.low, high: slot.high)).index
-                bigger.slots[index] = slot
-                bigger.count += 1
-            }
-            self = bigger
-        }
+        var isFull: Bool { (count + 1) * 10 > (mask + 1) * 7 }
     }
 
-    private static var shardCount: Int { 64 }
+    /// A shard splits instead of growing past this many slots (6 KB with 8-byte values).
+    static var shardSlotsMax: Int { 256 }
+    private static var shardSlotsMin: Int { 8 }
+
+    private var directory: [Int32]
     private var shards: [Shard]
     private let emptyValue: Value
     private(set) var count = 0
 
     /// `emptyValue` fills unused slots (it is never returned).
     init(capacity: Int = 1024, emptyValue: Value) {
-        let perShard = max(capacity / Self.shardCount, 1)
-        shards = Array(repeating: Shard(capacity: perShard, emptyValue: emptyValue), count: Self.shardCount)
         self.emptyValue = emptyValue
+        // Enough shards at full size for `capacity` entries at ~50% load, rounded to a power
+        // of two; a small map is one small shard.
+        var slotCount = Self.shardSlotsMin
+        while slotCount * 7 / 10 < capacity && slotCount < Self.shardSlotsMax { slotCount *= 2 }
+        var depth = 0
+        while (1 << depth) * Self.shardSlotsMax / 2 < capacity { depth += 1 }
+        directory = (0..<(1 << depth)).map { Int32($0) }
+        shards = (0..<(1 << depth)).map { _ in Shard(slotCount: slotCount, depth: depth, emptyValue: emptyValue) }
     }
 
     @inline(__always)
@@ -81,11 +94,15 @@ struct FingerprintMap<Value> {
     }
 
     @inline(__always)
-    private static func shard(of key: Hash128) -> Int { Int(truncatingIfNeeded: key.high) & (shardCount - 1) }
+    private func shardIndex(of key: Hash128) -> Int {
+        directory.withUnsafeBufferPointer { directory in
+            Int(directory[Int(truncatingIfNeeded: key.high) & (directory.count - 1)])
+        }
+    }
 
     subscript(key: Hash128) -> Value? {
         let key = Self.normalized(key)
-        let shard = Self.shard(of: key)
+        let shard = shardIndex(of: key)
         let (index, found) = shards[shard].find(key)
         return found ? shards[shard].slots[index].value : nil
     }
@@ -95,11 +112,12 @@ struct FingerprintMap<Value> {
     @discardableResult
     mutating func insertIfAbsent(_ key: Hash128, _ value: Value) -> (value: Value, inserted: Bool) {
         let key = Self.normalized(key)
-        let shard = Self.shard(of: key)
+        var shard = shardIndex(of: key)
         var (index, found) = shards[shard].find(key)
         if found { return (shards[shard].slots[index].value, false) }
-        if (shards[shard].count + 1) * 10 > shards[shard].slots.count * 7 {
-            shards[shard].grow(emptyValue: emptyValue)
+        if shards[shard].isFull {
+            makeRoom(inShard: shard)
+            shard = shardIndex(of: key)
             index = shards[shard].find(key).index
         }
         shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: value)
@@ -108,81 +126,122 @@ struct FingerprintMap<Value> {
         return (value, true)
     }
 
-    /// Entries to insert at once (`insertOrUpdate(_:merge:)`), kept grouped by shard.
+    /// A full shard doubles while it is small, else splits in two by its next key bit.
+    private mutating func makeRoom(inShard shard: Int) {
+        let old = shards[shard]
+        let depth = old.depth
+        let bit = UInt64(1) << UInt64(min(depth, 63))
+        // Split only if the next bit actually divides the keys: fingerprints are uniformly
+        // random, but keys that share a high word (crafted ones) must not double the
+        // directory forever — then, and past 2^24 directory entries, the shard grows instead.
+        var movers = 0
+        if old.slots.count >= Self.shardSlotsMax && depth < 24 {
+            for slot in old.slots where (slot.low != 0 || slot.high != 0) && slot.high & bit != 0 { movers += 1 }
+        }
+        if old.slots.count < Self.shardSlotsMax || movers == 0 || movers == old.count {
+            var bigger = Shard(slotCount: old.slots.count * 2, depth: old.depth, emptyValue: emptyValue)
+            for slot in old.slots where slot.low != 0 || slot.high != 0 { bigger.place(slot) }
+            shards[shard] = bigger
+            return
+        }
+        if 1 << depth == directory.count {
+            directory.append(contentsOf: directory)  // one more bit: both halves point alike
+        }
+        var stay = Shard(slotCount: old.slots.count, depth: depth + 1, emptyValue: emptyValue)
+        var move = Shard(slotCount: old.slots.count, depth: depth + 1, emptyValue: emptyValue)
+        var pattern = -1
+        for slot in old.slots where slot.low != 0 || slot.high != 0 {
+            if pattern < 0 { pattern = Int(truncatingIfNeeded: slot.high) & (Int(bit) - 1) }
+            if slot.high & bit == 0 { stay.place(slot) } else { move.place(slot) }
+        }
+        shards[shard] = stay
+        let moved = Int32(shards.count)
+        shards.append(move)
+        // The directory entries of this shard are those ≡ pattern (mod 2^depth); the ones
+        // with the new bit set now point at the new shard.
+        let step = Int(bit) << 1
+        var entry = pattern | Int(bit)
+        while entry < directory.count {
+            directory[entry] = moved
+            entry += step
+        }
+    }
+
+    /// Entries to insert at once (`insertOrUpdate(_:merge:)`), grouped by the low 8 bits of
+    /// the key's high word — the bits the directory uses first, so each group's inserts land
+    /// in 1/256 of the shards (in cache), where inserting keys as they come misses the cache
+    /// for each one in a map of millions.
     struct Batch {
-        fileprivate var shards: [[(key: Hash128, value: Value)]] = Array(repeating: [], count: FingerprintMap.shardCount)
+        fileprivate static var groupCount: Int { 256 }
+        fileprivate var groups: [[(key: Hash128, value: Value)]] = Array(repeating: [], count: Batch.groupCount)
 
         init() {}
 
         mutating func reserveCapacity(_ total: Int) {
-            let perShard = total / FingerprintMap.shardCount + total / FingerprintMap.shardCount / 16 + 16
-            for shard in shards.indices { shards[shard].reserveCapacity(perShard) }
+            let perGroup = total / Batch.groupCount + total / Batch.groupCount / 16 + 16
+            for group in groups.indices { groups[group].reserveCapacity(perGroup) }
         }
 
         @inline(__always)
         mutating func append(_ key: Hash128, _ value: Value) {
             let key = FingerprintMap.normalized(key)
-            shards[FingerprintMap.shard(of: key)].append((key, value))
+            groups[Int(truncatingIfNeeded: key.high) & (Batch.groupCount - 1)].append((key, value))
         }
     }
 
     /// Inserts every entry of the batch, or for a key already present, stores
-    /// `merge(stored, new)`. Shard by shard: each shard grows once to its final size, and its
-    /// inserts stay within one shard's table (in cache for tables of a few million entries).
+    /// `merge(stored, new)`. Group by group (see `Batch`).
     mutating func insertOrUpdate(_ batch: Batch, merge: (Value, Value) -> Value) {
-        for shard in 0..<Self.shardCount {
-            let entries = batch.shards[shard]
-            guard !entries.isEmpty else { continue }
-            shards[shard].reserve(shards[shard].count + entries.count, emptyValue: emptyValue)
-            var added = 0
-            shards[shard].slots.withUnsafeMutableBufferPointer { slots in
-                let mask = slots.count - 1
-                for entry in entries {
-                    var index = Int(truncatingIfNeeded: entry.key.low) & mask
-                    while true {
-                        let slot = slots[index]
-                        if slot.low == entry.key.low && slot.high == entry.key.high {
-                            slots[index].value = merge(slot.value, entry.value)
-                            break
-                        }
-                        if slot.low == 0 && slot.high == 0 {
-                            slots[index] = Slot(low: entry.key.low, high: entry.key.high, value: entry.value)
-                            added += 1
-                            break
-                        }
-                        index = (index + 1) & mask
-                    }
+        for group in batch.groups {
+            for entry in group {
+                let key = entry.key
+                var shard = shardIndex(of: key)
+                var (index, found) = shards[shard].find(key)
+                if found {
+                    shards[shard].slots[index].value = merge(shards[shard].slots[index].value, entry.value)
+                    continue
                 }
+                if shards[shard].isFull {
+                    makeRoom(inShard: shard)
+                    shard = shardIndex(of: key)
+                    index = shards[shard].find(key).index
+                }
+                shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: entry.value)
+                shards[shard].count += 1
+                count += 1
             }
-            shards[shard].count += added
-            count += added
         }
     }
 
-    /// Keeps only the entries for which `shouldRemove` is false. O(capacity); a shard with
-    /// nothing to remove is kept as it is (a sweep that removes nothing copies nothing).
+    /// The number of shards, for `removeAll(inShards:where:)`.
+    var shardCount: Int { shards.count }
+
+    /// In the shards of `range` (clamped to `shardCount`), keeps only the entries for which
+    /// `shouldRemove` is false. O(slots of those shards): a sweep of a big map runs a range
+    /// at a time.
+    mutating func removeAll(inShards range: Range<Int>, where shouldRemove: (Hash128, Value) -> Bool) {
+        for shard in range.clamped(to: 0..<shards.count) {
+            let old = shards[shard]
+            guard old.count > 0 else { continue }
+            var kept = Shard(slotCount: old.slots.count, depth: old.depth, emptyValue: emptyValue)
+            for slot in old.slots where slot.low != 0 || slot.high != 0 {
+                if !shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) { kept.place(slot) }
+            }
+            count -= old.count - kept.count
+            shards[shard] = kept
+        }
+    }
+
+    /// Keeps only the entries for which `shouldRemove` is false. O(capacity).
     mutating func removeAll(where shouldRemove: (Hash128, Value) -> Bool) {
-        for shard in shards.indices {
-            var kept = 0
-            var removes = false
-            for slot in shards[shard].slots where slot.low != 0 || slot.high != 0 {
-                if shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) { removes = true } else { kept += 1 }
-            }
-            guard removes else { continue }
-            var rebuilt = Shard(capacity: kept, emptyValue: emptyValue)
-            for slot in shards[shard].slots where slot.low != 0 || slot.high != 0 {
-                guard !shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) else { continue }
-                let index = rebuilt.find(Hash128(low: slot.low, high: slot.high)).index
-                rebuilt.slots[index] = slot
-                rebuilt.count += 1
-            }
-            count -= shards[shard].count - rebuilt.count
-            shards[shard] = rebuilt
-        }
+        removeAll(inShards: 0..<shards.count, where: shouldRemove)
     }
 
-    /// Bytes of the slot arrays (key and value of every slot, used or not).
-    var allocatedBytes: Int { shards.reduce(0) { $0 + $1.slots.capacity } * MemoryLayout<Slot>.stride }
+    /// Bytes of the slot arrays (key and value of every slot, used or not) and the directory.
+    var allocatedBytes: Int {
+        shards.reduce(0) { $0 + $1.slots.capacity } * MemoryLayout<Slot>.stride
+            + directory.capacity * MemoryLayout<Int32>.stride + shards.capacity * MemoryLayout<Shard>.stride
+    }
 
     /// Every entry, shard by shard in slot order.
     func forEach(_ body: (Hash128, Value) -> Void) {

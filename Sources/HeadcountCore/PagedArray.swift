@@ -2,7 +2,7 @@
 /// `SpillStore` and are read back on first touch.
 ///
 /// - Copies share pages copy-on-write, so after a snapshot takes a copy, the owner's next
-///   change to a page copies that page alone (2 MiB at most) instead of the whole array.
+///   change to a page copies that page alone (128 KiB with the default 4 Ki-entry pages) instead of the whole array.
 /// - Spilling: `spill(page:)` hands a full page's bytes to the store and frees it; the next
 ///   access to it (the getter is `mutating`) reads it back and keeps it. A copy taken while a
 ///   page was spilled keeps the token and reads the page through `element(at:)` — the store's

@@ -99,7 +99,7 @@ struct KeyStore {
         let key: String
         if let space = authorization.firstIndex(of: " ") {
             let scheme = authorization[..<space].lowercased()
-            let credentials = authorization[authorization.index(after: space)...].trimmingCharacters(in: .whitespaces)
+            let credentials = String(authorization[authorization.index(after: space)...].trimmingHTTPWhitespace)
             switch scheme {
             case "bearer":
                 key = credentials

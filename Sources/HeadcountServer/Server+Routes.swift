@@ -62,46 +62,29 @@ extension HeadcountServer: HTTPRequestHandler {
 
         let format: FeedBodyFormat
         let contentType = (request.headers["content-type"] ?? "")
-            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingHTTPWhitespace.lowercased() } ?? ""
         switch contentType {
         case "application/json": format = .json
         case "", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines": format = .ndjson
         default: return fail(.unsupportedMediaType(contentType))
         }
 
-        let items: [FeedItem]
-        switch decoder.decode(request.body, format: format) {
-        case .success(let decoded): items = decoded
-        case .failure(.invalidJSON(let detail)): return fail(.invalidJSON(detail))
-        case .failure(.tooManyEvents(let limit)): return fail(.tooManyEvents(limit: limit))
-        }
+        // Decoding, the duplicate check and the WAL encoding run in time slices (FeedIntake),
+        // so that queries are answered between them.
+        intake.enqueue(FeedIntake.Job(body: request.body, format: format, arrivalMilliseconds: Clock.nowMilliseconds(),
+                                      requestId: request.requestId, respond: respond))
+    }
 
-        let arrival = Clock.nowMilliseconds()
-        var accepted = 0
-        var duplicates = 0
-        var rejections: [(index: Int, id: String?, error: String)] = []
-        for (position, item) in items.enumerated() {
-            switch item {
-            case .event(let event):
-                if let problem = WALRecord.encodingProblem(of: event) {
-                    rejections.append((position, event.id, problem))
-                } else if engine.admit(id: event.id, arrivalMilliseconds: arrival) {
-                    committer.submit(event, arrivalMilliseconds: arrival)
-                    accepted += 1
-                } else {
-                    duplicates += 1
-                }
-            case .rejected(let index, let id, let error):
-                rejections.append((index, id, error))
-            }
-        }
-        var writer = JSONWriter(capacity: 64 + 96 * rejections.count)
+    /// A queued feed request is fully admitted: count it, and answer it once its events are
+    /// durable and applied.
+    func feedRequestAdmitted(_ job: FeedIntake.Job) {
+        var writer = JSONWriter(capacity: 64 + 96 * job.rejections.count)
         writer.beginObject()
-        writer.key("accepted"); writer.int(Int64(accepted))
-        writer.key("duplicates"); writer.int(Int64(duplicates))
+        writer.key("accepted"); writer.int(Int64(job.accepted))
+        writer.key("duplicates"); writer.int(Int64(job.duplicates))
         writer.key("rejected")
         writer.beginArray()
-        for rejection in rejections {
+        for rejection in job.rejections {
             writer.beginObject()
             writer.key("index"); writer.int(Int64(rejection.index))
             writer.key("id"); if let id = rejection.id { writer.string(id) } else { writer.null() }
@@ -110,10 +93,11 @@ extension HeadcountServer: HTTPRequestHandler {
         }
         writer.endArray()
         writer.endObject()
-        metrics.recordFeed(accepted: accepted, duplicates: duplicates, rejected: rejections.count)
+        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
 
         let body = writer.bytes
-        let requestId = request.requestId
+        let requestId = job.requestId
+        let respond = job.respond
         committer.whenDurable(through: committer.lastAssignedSequence) { failure in
             if let failure {
                 respond(APIError.storageUnavailable(failure).response(requestId: requestId))

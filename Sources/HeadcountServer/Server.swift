@@ -48,6 +48,7 @@ public final class HeadcountServer {
     var snapshots: SnapshotStore!
     var spillFile: SpillFile!
     var committer: FeedCommitter!
+    var intake: FeedIntake!
     var http: HTTPServer!
     let decoder: FeedDecoder
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
@@ -55,6 +56,7 @@ public final class HeadcountServer {
     private var isStopping = false
     private var exitStatus: Int32 = 0
     private var appliedSinceSnapshot = 0
+    private var lastPreparationFailure: String?
     /// The port actually bound (useful with port 0).
     public private(set) var boundPort = 0
 
@@ -80,10 +82,18 @@ public final class HeadcountServer {
         loop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
 
         committer = FeedCommitter(loop: loop, wal: wal, snapshots: snapshots, lastSequence: engine.lastAppliedSequence,
-                                  isFsyncEnabled: configuration.isFsyncEnabled, logger: logger)
+                                  isFsyncEnabled: configuration.isFsyncEnabled,
+                                  gatherMicroseconds: configuration.groupCommitGatherMicroseconds,
+                                  loopSyncBytes: configuration.walLoopSyncBytes, logger: logger)
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
+        intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000)
+        intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
+        intake.admit = { [unowned self] event, arrival in self.engine.admit(id: event.id, arrivalMilliseconds: arrival) }
+        intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
+        intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
+        intake.failed = { job, error in job.respond(error.response(requestId: job.requestId)) }
 
         var limits = HTTPServerLimits()
         limits.headerBytesMax = configuration.headerBytesMax
@@ -124,7 +134,8 @@ public final class HeadcountServer {
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
-                                    segmentBytesMax: configuration.walSegmentBytesMax)
+                                    segmentBytesMax: configuration.walSegmentBytesMax,
+                                    preallocation: configuration.isWALPreallocated ? .background : .off)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {
@@ -221,6 +232,14 @@ public final class HeadcountServer {
         engine.expireIdempotencyKeys(now: now)
         engine.expireStatusChanges(now: now)
         engine.spillIfOverBudget()
+        let preparationFailure = wal.preparationFailure
+        if preparationFailure != lastPreparationFailure {
+            lastPreparationFailure = preparationFailure
+            if let preparationFailure {
+                logger.warning("could not preallocate the next WAL segment; segments grow by appending until a retry at the next rollover succeeds",
+                               metadata: ["error": "\(preparationFailure)"])
+            }
+        }
         if appliedSinceSnapshot >= configuration.snapshotEveryEvents {
             takeSnapshot()
         }
@@ -280,7 +299,7 @@ public final class HeadcountServer {
     /// Closes the HTTP server and every handle once no storage job is in flight (checked
     /// every few milliseconds), so the loop can end.
     private func closeWhenIdle() {
-        if committer.isIdle || committer.failure != nil {
+        if (intake.isEmpty && committer.isIdle) || committer.failure != nil {
             http.close { [unowned self] in self.closeOwnHandles() }
             return
         }
@@ -295,6 +314,7 @@ public final class HeadcountServer {
     }
 
     private func closeOwnHandles() {
+        intake.close()
         committer.close()
         if let timer = housekeepingTimer {
             uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }

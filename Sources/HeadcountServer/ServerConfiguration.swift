@@ -21,8 +21,21 @@ public struct ServerConfiguration: Sendable {
     public var batchEventsMax = 100_000
     /// A WAL segment rolls over past this size.
     public var walSegmentBytesMax = 64 << 20
+    /// Preallocate WAL segments: each is created at `walSegmentBytesMax`, zero-filled and
+    /// synced ahead of time in the background, so that a group commit's sync flushes data
+    /// only. Costs one more segment of disk (the prepared next one) and the zero-fill writes.
+    public var isWALPreallocated = true
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
+    /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
+    /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md).
+    public var feedSliceMicroseconds = 500
+    /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
+    /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
+    public var groupCommitGatherMicroseconds = 150
+    /// WAL flushes of at most this many bytes (a few one-event requests) are written and
+    /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
+    public var walLoopSyncBytes = 4096
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

@@ -46,12 +46,14 @@ public final class POSIXFileSystem: StorageFileSystem, @unchecked Sendable {
         return names
     }
 
+    // No O_APPEND: on Linux it makes pwrite append whatever the offset. `append` seeks to
+    // the end instead (one thread per file at a time, so nothing moves the end meanwhile).
     public func openFile(_ path: String) throws -> StorageFile {
-        try POSIXFile(path: path, flags: O_RDWR | O_APPEND | O_CLOEXEC)
+        try POSIXFile(path: path, flags: O_RDWR | O_CLOEXEC)
     }
 
     public func createFile(_ path: String, exclusive: Bool) throws -> StorageFile {
-        let flags = O_RDWR | O_APPEND | O_CLOEXEC | O_CREAT | (exclusive ? O_EXCL : O_TRUNC)
+        let flags = O_RDWR | O_CLOEXEC | O_CREAT | (exclusive ? O_EXCL : O_TRUNC)
         return try POSIXFile(path: path, flags: flags)
     }
 
@@ -128,18 +130,27 @@ final class POSIXFile: StorageFile {
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
         try checkOpen("write")
+        let end = lseek(descriptor, 0, SEEK_END)
+        guard end >= 0 else { throw StorageError(operation: "lseek", path: path, errno: errno) }
+        try write(bytes, at: Int(end))
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        try checkOpen("pwrite")
         guard var next = bytes.baseAddress else { return }
         var remaining = bytes.count
+        var position = offset
         while remaining > 0 {
-            let written = write(descriptor, next, remaining)
+            let written = pwrite(descriptor, next, remaining, off_t(position))
             if written < 0 {
                 let error = errno
                 if error == EINTR { continue }
-                throw StorageError(operation: "write", path: path, errno: error)
+                throw StorageError(operation: "pwrite", path: path, errno: error)
             }
-            if written == 0 { throw StorageError(operation: "write", path: path, errno: EIO) }
+            if written == 0 { throw StorageError(operation: "pwrite", path: path, errno: EIO) }
             next += written
             remaining -= written
+            position += written
         }
     }
 

@@ -9,9 +9,10 @@ import HeadcountCore
 /// An in-memory disk for tests that can crash.
 ///
 /// The model, deliberately stricter than most real file systems:
-/// - A file's content is durable up to its last `sync()`. `crash()` throws away everything
-///   written since (or, with tearing on, keeps a random prefix of an unsynced appended tail,
-///   as a power cut in the middle of a write would).
+/// - A file's content is durable up to its last `sync()`. `crash()` throws away every change
+///   made since (or, with tearing on, keeps a random prefix of them in order — writes at any
+///   offset, appends, truncations — the last one kept possibly torn: a prefix of its bytes,
+///   as a power cut in the middle of a write would leave).
 /// - A directory's entries (creations, renames, removals) are durable only after
 ///   `syncDirectory`. `crash()` restores the entries as of the last sync: a file created and
 ///   synced, but whose directory was not, disappears; a removed file can reappear.
@@ -20,7 +21,7 @@ import HeadcountCore
 ///   that held it is gone.
 ///
 /// Faults can be injected: `failNext(_:errno:)` makes the next such operation fail (a failed
-/// append writes half of its bytes first, like a disk that fills up mid-write), and
+/// append or write lands half of its bytes first, like a disk that fills up mid-write), and
 /// `crash(afterOperations:)` crashes in the middle of whatever the code is doing: the n-th
 /// next changing operation does not happen (an append does, then the crash tears it), the
 /// disk crashes, and every operation throws `SimulatedCrash` until `crash()` is called to
@@ -30,15 +31,42 @@ import HeadcountCore
 public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
     /// Operations a fault can be injected into.
     public enum Operation: Hashable, Sendable {
-        case create, append, sync, truncate, rename, remove, syncDirectory
+        case create, append, write, sync, truncate, rename, remove, syncDirectory
+    }
+
+    /// A change to a file's content, kept until the next sync: what a crash may keep.
+    enum Change {
+        case write(offset: Int, bytes: [UInt8])
+        case truncate(length: Int)
+
+        func apply(to data: inout [UInt8]) {
+            switch self {
+            case .write(let offset, let bytes):
+                guard !bytes.isEmpty else { return }
+                if data.count < offset { data.append(contentsOf: repeatElement(0, count: offset - data.count)) }
+                let overlap = min(bytes.count, data.count - offset)
+                data.replaceSubrange(offset..<(offset + overlap), with: bytes[..<overlap])
+                data.append(contentsOf: bytes[overlap...])
+            case .truncate(let length):
+                if length <= data.count {
+                    data.removeLast(data.count - length)
+                } else {
+                    data.append(contentsOf: repeatElement(0, count: length - data.count))
+                }
+            }
+        }
     }
 
     final class Inode {
         var data: [UInt8] = []
         var durable: [UInt8] = []
-        /// True while every change since the last sync was an append past `durable`: only
-        /// then can a crash keep a torn prefix of the unsynced tail.
-        var isAppendOnlySinceSync = true
+        /// The changes since the last sync, in order (`data` = `durable` + all of them).
+        var unsynced: [Change] = []
+
+        func change(_ change: Change) {
+            change.apply(to: &data)
+            unsynced.append(change)
+        }
     }
 
     private let lock = NSLock()
@@ -80,7 +108,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
     }
 
     /// Arms a crash in the middle of the code under test: the `count`-th next changing
-    /// operation (create, append, sync, truncate, rename, remove, directory sync) crashes the
+    /// operation (create, append, write, sync, truncate, rename, remove, directory sync) crashes the
     /// disk and throws `SimulatedCrash`; so does every operation after it until `crash()`.
     public func crash(afterOperations count: Int) {
         precondition(count >= 1)
@@ -100,15 +128,22 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
         for path in entries.keys.sorted() {
             let inode = entries[path]!
             guard seen.insert(ObjectIdentifier(inode)).inserted else { continue }
-            if isTearingWrites && inode.isAppendOnlySinceSync && inode.data.count > inode.durable.count {
-                let unsynced = inode.data.count - inode.durable.count
-                let kept = Int(random.next() % UInt64(unsynced + 1))
-                inode.data.removeLast(unsynced - kept)
+            if isTearingWrites && !inode.unsynced.isEmpty {
+                // A prefix of the changes reached the disk, the next one torn (a prefix of
+                // its bytes; a truncation is all or nothing).
+                var image = inode.durable
+                let kept = Int(random.next() % UInt64(inode.unsynced.count + 1))
+                for change in inode.unsynced.prefix(kept) { change.apply(to: &image) }
+                if kept < inode.unsynced.count, case .write(let offset, let bytes) = inode.unsynced[kept] {
+                    let torn = Int(random.next() % UInt64(bytes.count + 1))
+                    Change.write(offset: offset, bytes: Array(bytes.prefix(torn))).apply(to: &image)
+                }
+                inode.data = image
             } else {
                 inode.data = inode.durable
             }
             inode.durable = inode.data
-            inode.isAppendOnlySinceSync = true
+            inode.unsynced = []
         }
     }
 
@@ -124,7 +159,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
         let inode = entries[path] ?? Inode()
         inode.data = bytes
         inode.durable = bytes
-        inode.isAppendOnlySinceSync = true
+        inode.unsynced = []
         entries[path] = inode
         durableEntries[path] = inode
     }
@@ -183,8 +218,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
         if let existing = entries[key] {
             if exclusive { throw StorageError(operation: "open", path: path, errno: EEXIST) }
             inode = existing
-            inode.data = []
-            inode.isAppendOnlySinceSync = inode.durable.isEmpty
+            inode.change(.truncate(length: 0))
         } else {
             inode = Inode()
             entries[key] = inode
@@ -251,7 +285,7 @@ public final class SimulatedFileSystem: StorageFileSystem, @unchecked Sendable {
     /// Under the lock, before every operation: throws while halted by an armed crash; for a
     /// changing operation (`change` non-nil), counts down to the armed crash and throws the
     /// injected fault, if any. `applyBeforeCrash` runs when this operation is the one that
-    /// crashes (an append lands, then the crash tears it).
+    /// crashes (an append or a write lands, then the crash tears it).
     fileprivate func begin(_ change: Operation?, path: String, operation: String,
                            applyBeforeCrash: () -> Void = {}) throws {
         if isHalted { throw SimulatedCrash() }
@@ -309,15 +343,30 @@ final class SimulatedFile: StorageFile {
     func append(_ bytes: UnsafeRawBufferPointer) throws {
         try fileSystem.withLock {
             try checkUsable("write")
-            do {
-                try fileSystem.begin(.append, path: path, operation: "write",
-                                     applyBeforeCrash: { inode.data.append(contentsOf: bytes) })
-            } catch let error as StorageError {
-                inode.data.append(contentsOf: bytes.prefix(bytes.count / 2))
-                throw error
-            }
-            inode.data.append(contentsOf: bytes)
+            try write(bytes, at: inode.data.count, as: .append, operation: "write")
         }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        precondition(offset >= 0, "negative file offset")
+        try fileSystem.withLock {
+            try checkUsable("pwrite")
+            try write(bytes, at: offset, as: .write, operation: "pwrite")
+        }
+    }
+
+    /// Under the lock.
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, as kind: SimulatedFileSystem.Operation,
+                       operation: String) throws {
+        let bytes = Array(bytes)
+        do {
+            try fileSystem.begin(kind, path: path, operation: operation,
+                                 applyBeforeCrash: { inode.change(.write(offset: offset, bytes: bytes)) })
+        } catch let error as StorageError {
+            inode.change(.write(offset: offset, bytes: Array(bytes.prefix(bytes.count / 2))))
+            throw error
+        }
+        inode.change(.write(offset: offset, bytes: bytes))
     }
 
     func read(offset: Int, count: Int) throws -> [UInt8] {
@@ -339,12 +388,7 @@ final class SimulatedFile: StorageFile {
         try fileSystem.withLock {
             try checkUsable("ftruncate")
             try fileSystem.begin(.truncate, path: path, operation: "ftruncate")
-            if length < inode.durable.count { inode.isAppendOnlySinceSync = false }
-            if length <= inode.data.count {
-                inode.data.removeLast(inode.data.count - length)
-            } else {
-                inode.data.append(contentsOf: repeatElement(0, count: length - inode.data.count))
-            }
+            inode.change(.truncate(length: length))
         }
     }
 
@@ -353,7 +397,7 @@ final class SimulatedFile: StorageFile {
             try checkUsable("fdatasync")
             try fileSystem.begin(.sync, path: path, operation: "fdatasync")
             inode.durable = inode.data
-            inode.isAppendOnlySinceSync = true
+            inode.unsynced = []
         }
     }
 

@@ -16,10 +16,10 @@ public protocol StorageFileSystem: AnyObject {
     func makeDirectory(_ path: String) throws
     /// The names (not paths) of the entries in directory `path`, in no particular order.
     func listDirectory(_ path: String) throws -> [String]
-    /// Opens an existing file for reading and appending.
+    /// Opens an existing file for reading and writing (appends, or writes at an offset).
     func openFile(_ path: String) throws -> StorageFile
     /// Creates a new empty file (failing with EEXIST if `exclusive` and it exists, otherwise
-    /// truncating an existing one) and opens it for reading and appending.
+    /// truncating an existing one) and opens it for reading and writing.
     func createFile(_ path: String, exclusive: Bool) throws -> StorageFile
     /// The whole content of a file.
     func readFile(_ path: String) throws -> [UInt8]
@@ -34,12 +34,17 @@ public protocol StorageFileSystem: AnyObject {
     func syncDirectory(_ path: String) throws
 }
 
-/// An open file: appends at the end, reads anywhere.
+/// An open file: appends at the end, writes and reads anywhere.
 public protocol StorageFile: AnyObject {
     var path: String { get }
     /// Appends all of `bytes` at the end of the file (retrying short writes and EINTR). On
     /// an error, a prefix of `bytes` may have been written.
     func append(_ bytes: UnsafeRawBufferPointer) throws
+    /// Writes all of `bytes` at `offset` (`pwrite`, retrying short writes and EINTR),
+    /// overwriting what is there and extending the file if they reach past its end (a gap
+    /// between the old end and `offset` reads as zeros). On an error, a prefix of `bytes` may
+    /// have been written.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws
     /// Up to `count` bytes from `offset` (fewer at the end of the file).
     func read(offset: Int, count: Int) throws -> [UInt8]
     /// The current size in bytes.
@@ -56,6 +61,11 @@ extension StorageFile {
     /// Appends all of `bytes` (see `append(_: UnsafeRawBufferPointer)`).
     public func append(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append($0) }
+    }
+
+    /// Writes all of `bytes` at `offset` (see `write(_:at:)`).
+    public func write(_ bytes: [UInt8], at offset: Int) throws {
+        try bytes.withUnsafeBytes { try write($0, at: offset) }
     }
 }
 

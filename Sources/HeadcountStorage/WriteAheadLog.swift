@@ -57,6 +57,9 @@ public struct RecoveryReport: Equatable, Sendable {
     public var tornTail: TornTail?
     /// An empty last segment removed (one created just before a crash), if there was one.
     public var removedEmptySegment: String?
+    /// Zero bytes after the last record of the last segment: room preallocated for records
+    /// and not written yet (kept when preallocating, else cut off). Not a torn record.
+    public var unusedTailBytes = 0
 
     public struct TornTail: Equatable, Sendable {
         /// The segment, now truncated to `offset`.
@@ -71,6 +74,11 @@ public struct RecoveryReport: Equatable, Sendable {
 
 /// The write-ahead log: accepted feed events, encoded as `WALRecord`s, appended to segment
 /// files `wal-<first sequence, 20 digits>.log` in one directory.
+///
+/// With preallocation (`Preallocation.background`, the server's default), a segment is a
+/// file of `segmentBytesMax` zero bytes, written and synced ahead of time as
+/// `next-segment.tmp` and renamed when it is needed; records then overwrite its zeros in
+/// place, so a sync flushes data only — no size change for the file system's journal.
 ///
 /// Sequences are contiguous: the first record ever is 1, each next one is the previous + 1
 /// (a batch whose append failed is retried, or its sequences reused by the next batch).
@@ -89,20 +97,47 @@ public struct RecoveryReport: Equatable, Sendable {
 ///    run on another thread.
 ///
 /// ## Why the order of operations matters
-/// - A batch is written with one `write`; a new segment starts only at a batch boundary,
-///   so a batch's records are in one file and a segment's name is its first record's.
-/// - Before a new segment is created, the old one is synced: then only the last segment
-///   can end in a torn record, and recovery can treat damage anywhere else as corruption.
+/// - A batch is written with one `pwrite` at the end of the records; a new segment starts
+///   only at a batch boundary, so a batch's records are in one file and a segment's name is
+///   its first record's.
+/// - Before a new segment is created, the old one is cut to the end of its records (its
+///   unused preallocated zeros go) and synced: then only the last segment can end in a torn
+///   record or zeros, and recovery can treat damage anywhere else as corruption.
+/// - A segment is prepared (zero-filled, synced) under a name recovery does not read, and
+///   renamed only when the records before it are synced: a crash mid-preparation leaves a
+///   file that is prepared again, never a segment.
 /// - After a segment is created, the next `sync` also syncs the directory, or a crash could
 ///   lose the whole file, synced records included.
 /// - A failed `fdatasync` makes the log unusable (`WALError.unusable`): Linux may already
 ///   have dropped the unwritten pages and a retry could report success for lost data.
 public final class WriteAheadLog: @unchecked Sendable {
+    /// How segments get their space.
+    public enum Preallocation: Equatable, Sendable {
+        /// Segments grow by appending: every sync also commits a size change.
+        case off
+        /// The next segment is zero-filled and synced ahead of time on a thread of the log's
+        /// own: once the current segment is half full (at once if it has no preallocated
+        /// room), so that the zero-fill does not compete with the syncs of a segment's first
+        /// half, nor a fresh start's first requests. A rollover that finds it not ready yet
+        /// creates a plain segment and moves on to the prepared one as soon as it is (never
+        /// a zero-fill in front of an append).
+        case background
+        /// As `background`, but the next segment is prepared only by `prepareNextSegment()`,
+        /// on the caller's thread: for tests that must replay exactly.
+        case manual
+    }
+
+    /// The name of the segment being prepared, or prepared and not yet in use.
+    public static let preparedSegmentName = "next-segment.tmp"
+
     /// The directory of the segment files.
     public let directory: String
-    /// A batch goes to a new segment if it would take a non-empty one past this size.
+    /// A batch goes to a new segment if it would take a non-empty one past this size; a
+    /// preallocated segment has this size from the start.
     public let segmentBytesMax: Int
+    public let preallocation: Preallocation
     private let fileSystem: StorageFileSystem
+    private let preparer: SegmentPreparer?
 
     private struct Segment {
         var firstSequence: UInt64
@@ -116,7 +151,11 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     // Touched only by `recover`, then by the worker thread (`append`, `sync`).
     private var current: StorageFile?
+    /// Where the records of the current segment end: the next batch is written here.
     private var currentSize = 0
+    /// The current segment's file size: past `currentSize` it holds synced zeros (prepared
+    /// room) up to here; equal to `currentSize` for a segment that grows by appending.
+    private var currentFileSize = 0
     private var lastSequenceWritten: UInt64?
     /// When the last sequence is unknown (its segment was skipped in recovery), the next
     /// one must at least be above this one, known to exist.
@@ -124,17 +163,30 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var isRecovered = false
     private var directoryNeedsSync = false
     private var failure: String?
+    /// Whether the next segment was asked for since the last rollover.
+    private var isPreparationRequested = false
 
-    public init(directory: String, segmentBytesMax: Int = 64 << 20,
-                fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
+    /// - Parameters:
+    ///   - preallocation: see `Preallocation`; with it, each segment takes `segmentBytesMax`
+    ///     of disk from the start, plus one more for the prepared next one.
+    ///   - preparationChunkBytes: the zero-fill writes and syncs this much at a time, so that
+    ///     the log's own syncs never queue behind a whole segment of zeros.
+    public init(directory: String, segmentBytesMax: Int = 64 << 20, preallocation: Preallocation = .off,
+                preparationChunkBytes: Int = 1 << 20, fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
         precondition(segmentBytesMax > 0, "segmentBytesMax must be positive")
+        precondition(preparationChunkBytes > 0, "preparationChunkBytes must be positive")
         self.directory = directory
         self.segmentBytesMax = segmentBytesMax
+        self.preallocation = preallocation
         self.fileSystem = fileSystem
+        preparer = preallocation == .off ? nil : SegmentPreparer(
+            fileSystem: fileSystem, directory: directory, path: joinPath(directory, Self.preparedSegmentName),
+            size: segmentBytesMax, chunkBytes: preparationChunkBytes, isBackground: preallocation == .background)
         try makeDurableDirectory(directory, on: fileSystem)
     }
 
     deinit {
+        preparer?.stop()
         try? current?.close()
     }
 
@@ -149,6 +201,22 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// The sequence of the last record appended or recovered, if any (worker thread only).
     public var lastSequence: UInt64? { lastSequenceWritten }
 
+    /// Whether a prepared segment is waiting for the next rollover.
+    public var isNextSegmentPrepared: Bool { preparer?.isReady ?? false }
+
+    /// Why the last preparation of a segment failed, if it did (the log then goes on with
+    /// segments that grow by appending, and tries again at the next rollover).
+    public var preparationFailure: String? { preparer?.failure }
+
+    /// Prepares the next segment now unless one is ready: on this thread with
+    /// `Preallocation.manual`; with `.background`, waits for the log's thread to do it.
+    /// Returns whether one is ready; throws what the preparation threw (`.manual`).
+    @discardableResult
+    public func prepareNextSegment() throws -> Bool {
+        guard let preparer else { return false }
+        return try preparer.prepareNow()
+    }
+
     // MARK: Encoding
 
     /// Appends `record`, framed, to `buffer` (see `WALRecord` for the format).
@@ -162,13 +230,16 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// greater than `sequence`, in sequence order. Segments whose records are all ≤
     /// `sequence` (the next segment starts at or before `sequence + 1`) are not read.
     ///
-    /// A torn last record of the last segment (its header or payload cut short, a bad
-    /// checksum on a record that ends exactly at the end of the file, or a zero-filled tail)
-    /// is dropped and the file truncated there; an empty last segment is removed. Anything
-    /// else that does not check out throws `WALError.corrupt` naming the file and offset: a
-    /// bad record, a sequence that is not the previous + 1 (within a segment or across two),
-    /// or a first segment read that starts after `sequence + 1` (records missing between the
-    /// snapshot and the log). Errors thrown by `body` propagate unchanged.
+    /// Zeros after the last record of the last segment are room not written yet (preallocated):
+    /// kept when preallocating, else cut off (`RecoveryReport.unusedTailBytes`). A torn last
+    /// record of the last segment (its header or payload cut short, or a bad checksum on a
+    /// record followed by nothing but zeros) is dropped and the file truncated there; an
+    /// empty last segment is removed. Anything else that does not check out throws
+    /// `WALError.corrupt` naming the file and offset: a bad record, zeros with data after
+    /// them, zeros in a segment that is not the last, a sequence that is not the previous + 1
+    /// (within a segment or across two), or a first segment read that starts after
+    /// `sequence + 1` (records missing between the snapshot and the log). Errors thrown by
+    /// `body` propagate unchanged. Rules and reasons: docs/FORMATS.md.
     ///
     /// O(bytes in the segments read); holds one segment in memory at a time.
     public func recover(after sequence: UInt64, _ body: (WALRecord) throws -> Void) throws -> RecoveryReport {
@@ -188,6 +259,13 @@ public final class WriteAheadLog: @unchecked Sendable {
         var report = RecoveryReport()
         report.segmentCount = found.count
 
+        if preparer == nil,
+           try fileSystem.listDirectory(directory).contains(Self.preparedSegmentName) {
+            // Prepared while preallocating; not wanted now.
+            try fileSystem.removeFile(joinPath(directory, Self.preparedSegmentName))
+        }
+
+        var lastEnd: Int?
         var index = 0
         while index < found.count {
             let segment = found[index]
@@ -212,7 +290,10 @@ public final class WriteAheadLog: @unchecked Sendable {
                          nextFirst: nextFirst, after: sequence, report: &report,
                          decode: decode, sequenceOf: sequenceOf, body)
             }
-            if end < size {
+            if end < size && (report.tornTail != nil || preparer == nil || end == 0) {
+                // A torn record is cut off (an atomic truncation: zeroing it in place could
+                // itself tear and leave zeros before stale bytes); so is unused room when
+                // not preallocating. Preallocating, room of zeros only is kept as it is.
                 let file = try fileSystem.openFile(path)
                 try file.truncate(to: end)
                 try file.sync()
@@ -228,19 +309,23 @@ public final class WriteAheadLog: @unchecked Sendable {
                 found.removeLast()
                 break
             }
+            if nextFirst == nil { lastEnd = end }
             index += 1
         }
 
         if let last = found.last {
             let file = try fileSystem.openFile(joinPath(directory, last.name))
             current = file
-            currentSize = try file.size()
+            currentFileSize = try file.size()
+            // The last segment read, or (if that one was removed) the whole one before it.
+            currentSize = lastEnd ?? currentFileSize
         }
         lastSequenceWritten = report.lastSequence
         lock.lock()
         segments = found
         lock.unlock()
         isRecovered = true
+        requestPreparationIfDue()
         return report
     }
 
@@ -276,7 +361,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     /// Checks the records of one segment and delivers those after `after`. Returns where the
-    /// whole records end (the file size unless the tail is torn).
+    /// whole records end (the file size unless the tail is torn or zeros).
     private func scan<Record>(_ raw: UnsafeRawBufferPointer, segment: Segment, path: String, isLast: Bool, nextFirst: UInt64?,
                               after: UInt64, report: inout RecoveryReport,
                               decode: (UnsafeRawBufferPointer) throws -> Record, sequenceOf: (Record) -> UInt64,
@@ -285,24 +370,40 @@ public final class WriteAheadLog: @unchecked Sendable {
             let size = raw.count
             var offset = 0
             var previous: UInt64?
+            // Past this, zeros only: room preallocated and not written yet (or, on some file
+            // systems, an extension whose data never reached the disk).
+            let written = endOfNonZero(raw, from: 0)
 
             /// The damage at `offset` is a torn tail: drop it. Or it is not: throw.
             func tornOrCorrupt(_ isTorn: Bool, _ reason: String) throws -> Int {
-                if isLast && (isTorn || isZeroFilled(raw, from: offset)) {
-                    report.tornTail = .init(file: path, offset: offset, bytesDropped: size - offset,
-                                            reason: isTorn ? reason : "zero-filled tail")
+                if isLast && isTorn {
+                    report.tornTail = .init(file: path, offset: offset, bytesDropped: size - offset, reason: reason)
                     return offset
                 }
                 throw WALError.corrupt(file: path, offset: offset, reason: reason)
             }
 
             while offset < size {
+                if offset >= written {
+                    // Never a record (no writer writes an empty payload, so a zero header is
+                    // none); in a segment before the last, rollover cut the room off.
+                    guard isLast else {
+                        throw WALError.corrupt(file: path, offset: offset, reason: "zeros where a record should start, in a segment that is not the last")
+                    }
+                    report.unusedTailBytes = size - offset
+                    return offset
+                }
                 let remaining = size - offset
                 guard remaining >= WALRecord.headerByteCount else {
                     return try tornOrCorrupt(true, "header cut short (\(remaining) of 8 bytes)")
                 }
                 let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
                 let storedChecksum = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+                // No writer writes an empty payload; and a torn write keeps a prefix of true
+                // bytes, so zeros with data after them are lost bytes, not a torn tail.
+                guard length > 0 else {
+                    return try tornOrCorrupt(false, "zero length where a record should start, with data after it")
+                }
                 // A torn write leaves a prefix of true bytes, so its length is one a writer
                 // could have written: a larger one is damage even at the end of the file.
                 guard length <= WALRecord.payloadBytesMax else {
@@ -316,7 +417,8 @@ public final class WriteAheadLog: @unchecked Sendable {
                 let checksum = CRC32C.checksum(payload)
                 guard checksum == storedChecksum else {
                     let reason = "checksum mismatch (stored 0x\(hex(storedChecksum)), computed 0x\(hex(checksum)))"
-                    return try tornOrCorrupt(recordEnd == size, reason)
+                    // Torn only if it is the last thing written: nothing but zeros after it.
+                    return try tornOrCorrupt(recordEnd >= written, reason)
                 }
                 let record: Record
                 do {
@@ -369,7 +471,9 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     /// Appends already-encoded records (one or more, from `encode`) with sequences
     /// `firstSequence…lastSequence`, all to one segment: a new one first if these bytes
-    /// would take a non-empty current segment past `segmentBytesMax`.
+    /// would take a non-empty current segment past `segmentBytesMax`, or if they do not fit
+    /// in its preallocated room and a prepared segment is ready (a plain segment made while
+    /// none was ready is left as soon as one is).
     ///
     /// Call from one worker thread, never concurrently with `append` or `sync`. Not durable
     /// until `sync`. On a write error the segment is cut back to its previous end, so the
@@ -389,32 +493,55 @@ public final class WriteAheadLog: @unchecked Sendable {
             precondition(firstSequence >= 1, "WAL sequences start at 1")
         }
         if let failure { throw WALError.unusable(reason: failure) }
-        if current == nil || (currentSize > 0 && currentSize + bytes.count > segmentBytesMax) {
+        let end = currentSize + bytes.count
+        if current == nil || (currentSize > 0 && end > segmentBytesMax)
+            || (currentSize > 0 && end > currentFileSize && preparer?.isReady == true) {
             try startSegment(firstSequence: firstSequence)
         }
         let file = current!
         do {
-            try file.append(bytes)
+            try file.write(bytes, at: currentSize)
         } catch {
             do {
+                // Cut back, room and all: a truncation is atomic, where zeroing the bytes in
+                // place could tear and leave zeros before stale bytes. The next batch appends,
+                // or moves to the prepared segment.
                 try file.truncate(to: currentSize)
-            } catch let truncateError {
-                failure = "\(error); then \(truncateError)"
+                currentFileSize = currentSize
+            } catch let repairError {
+                failure = "\(error); then \(repairError)"
             }
             throw error
         }
+        currentFileSize = max(currentFileSize, end)
         currentSize += bytes.count
         lastSequenceWritten = lastSequence
         lock.lock()
         bytesWrittenTotal += bytes.count
         lock.unlock()
+        requestPreparationIfDue()
     }
 
-    /// Syncs the current segment so that only it can end in a torn record, then creates
-    /// `wal-<firstSequence>.log` and makes it current.
+    /// Asks for the next segment once per segment: when the current one is half full, or
+    /// has no preallocated room (a plain segment, or none yet).
+    private func requestPreparationIfDue() {
+        guard let preparer, !isPreparationRequested else { return }
+        if current == nil || currentFileSize <= currentSize || currentSize >= segmentBytesMax / 2 {
+            isPreparationRequested = true
+            preparer.request()
+        }
+    }
+
+    /// Cuts the current segment to its records and syncs it, so that only the new one can
+    /// end in a torn record or zeros; then makes `wal-<firstSequence>.log` current: the
+    /// prepared segment renamed, if one is ready, else a new empty file.
     private func startSegment(firstSequence: UInt64) throws {
         if let old = current {
             do {
+                if currentFileSize > currentSize {
+                    try old.truncate(to: currentSize)
+                    currentFileSize = currentSize
+                }
                 try old.sync()
             } catch {
                 failure = "\(error)"
@@ -422,7 +549,27 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
         }
         let name = "wal-\(paddedSequence(firstSequence)).log"
-        let file = try fileSystem.createFile(joinPath(directory, name), exclusive: true)
+        let path = joinPath(directory, name)
+        let file: StorageFile
+        if let preparer, preparer.take() {
+            do {
+                try fileSystem.rename(preparer.path, to: path)
+            } catch {
+                preparer.request() // synced again (or made again); this batch fails
+                throw error
+            }
+            do {
+                file = try fileSystem.openFile(path)
+                currentFileSize = try file.size()
+            } catch {
+                // The segment exists now but cannot be used: a restart removes it (all zeros).
+                failure = "\(error)"
+                throw error
+            }
+        } else {
+            file = try fileSystem.createFile(path, exclusive: true)
+            currentFileSize = 0
+        }
         try? current?.close()
         current = file
         currentSize = 0
@@ -430,6 +577,8 @@ public final class WriteAheadLog: @unchecked Sendable {
         lock.lock()
         segments.append(Segment(firstSequence: firstSequence, name: name))
         lock.unlock()
+        isPreparationRequested = false
+        requestPreparationIfDue()
     }
 
     /// Makes everything appended so far durable: `fdatasync` of the current segment, and of
@@ -474,10 +623,153 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 }
 
-private func isZeroFilled(_ raw: UnsafeRawBufferPointer, from offset: Int) -> Bool {
-    guard offset < raw.count else { return false }
-    for index in offset..<raw.count where raw[index] != 0 { return false }
-    return true
+/// One past the last non-zero byte of `raw[offset...]`; `offset` if there is none. Eight
+/// bytes at a time: a preallocated segment's tail is megabytes of zeros.
+func endOfNonZero(_ raw: UnsafeRawBufferPointer, from offset: Int) -> Int {
+    var end = raw.count
+    while end > offset && end & 7 != 0 {
+        if raw[end - 1] != 0 { return end }
+        end -= 1
+    }
+    while end - 8 >= offset {
+        if raw.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self) != 0 { break }
+        end -= 8
+    }
+    while end > offset {
+        if raw[end - 1] != 0 { return end }
+        end -= 1
+    }
+    return offset
+}
+
+/// Zero-fills and syncs the next segment under a name recovery does not read, on a thread
+/// of its own (`Preallocation.background`) or when asked (`.manual`). Safe from any thread.
+final class SegmentPreparer: @unchecked Sendable {
+    let path: String
+    private let fileSystem: StorageFileSystem
+    private let size: Int
+    private let chunkBytes: Int
+    private let isBackground: Bool
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var isReadyState = false
+    private var isWanted = false
+    private var isBusy = false
+    private var isStopping = false
+    private var hasThread = false
+    private var failureState: String?
+
+    init(fileSystem: StorageFileSystem, directory: String, path: String, size: Int, chunkBytes: Int, isBackground: Bool) {
+        self.fileSystem = fileSystem
+        self.path = path
+        self.size = size
+        self.chunkBytes = chunkBytes
+        self.isBackground = isBackground
+    }
+
+    var isReady: Bool { condition.lock(); defer { condition.unlock() }; return isReadyState }
+    var failure: String? { condition.lock(); defer { condition.unlock() }; return failureState }
+
+    /// Hands the prepared file over (the caller renames it): true if one was ready.
+    func take() -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        guard isReadyState else { return false }
+        isReadyState = false
+        return true
+    }
+
+    /// Background: prepares one unless it is ready or under way. Manual: nothing.
+    func request() {
+        guard isBackground else { return }
+        condition.lock(); defer { condition.unlock() }
+        guard !isReadyState, !isStopping else { return }
+        isWanted = true
+        if !hasThread {
+            hasThread = true
+            let thread = Thread { [self] in run() }
+            thread.name = "headcount-wal-prepare"
+            thread.start()
+        }
+        condition.broadcast()
+    }
+
+    func prepareNow() throws -> Bool {
+        if isBackground {
+            request()
+            condition.lock(); defer { condition.unlock() }
+            while (isWanted || isBusy) && !isStopping { condition.wait() }
+            return isReadyState
+        }
+        condition.lock()
+        if isReadyState { condition.unlock(); return true }
+        condition.unlock()
+        do {
+            try prepare()
+        } catch {
+            condition.lock(); failureState = "\(error)"; condition.unlock()
+            throw error
+        }
+        condition.lock(); isReadyState = true; failureState = nil; condition.unlock()
+        return true
+    }
+
+    /// Lets the thread end after the chunk it is writing (the file is finished next time).
+    func stop() {
+        condition.lock(); defer { condition.unlock() }
+        isStopping = true
+        condition.broadcast()
+    }
+
+    private var shouldStop: Bool { condition.lock(); defer { condition.unlock() }; return isStopping }
+
+    private func run() {
+        condition.lock()
+        while true {
+            while !isWanted && !isStopping { condition.wait() }
+            if isStopping { break }
+            isBusy = true
+            condition.unlock()
+            var outcome: String?
+            var finished = false
+            do {
+                finished = try prepare()
+            } catch {
+                outcome = "\(error)"
+                try? fileSystem.removeFile(path) // give the space back; made again next time
+            }
+            condition.lock()
+            isBusy = false
+            isWanted = false
+            if finished { isReadyState = true }
+            failureState = outcome
+            condition.broadcast()
+        }
+        condition.unlock()
+    }
+
+    /// Writes `size` zeros to the file, a chunk at a time, each synced; a whole file left by
+    /// an earlier run (it only ever holds zeros) is only synced again. False if stopped.
+    @discardableResult
+    private func prepare() throws -> Bool {
+        if (try? fileSystem.fileSize(path)) == size {
+            let file = try fileSystem.openFile(path)
+            defer { try? file.close() }
+            try file.sync()
+            return true
+        }
+        let file = try fileSystem.createFile(path, exclusive: false)
+        defer { try? file.close() }
+        let zeros = [UInt8](repeating: 0, count: min(chunkBytes, size))
+        var offset = 0
+        while offset < size {
+            if shouldStop { return false }
+            let count = min(chunkBytes, size - offset)
+            try zeros.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[..<count]), at: offset) }
+            try file.sync()
+            offset += count
+        }
+        return true
+    }
 }
 
 func hex(_ value: UInt32) -> String {

@@ -45,6 +45,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Close a keep-alive connection idle this long, in seconds.") var idleTimeoutSeconds = 60
     @Option(help: "A request must arrive whole within this many seconds.") var requestTimeoutSeconds = 30
     @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
+    @Option(help: "Loop time spent on queued feed requests per turn, in microseconds, before queries are served again.")
+    var feedSliceMicroseconds = 500
+    @Option(help: "Longest a WAL flush waits for the requests of clients it just answered, in microseconds (adaptive; 0: off).")
+    var groupCommitGatherMicroseconds = 150
+    @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
+    var walPreallocate: Switch = .on
+    @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
+    var walLoopSyncBytes = 4096
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -62,6 +70,9 @@ struct Serve: ParsableCommand {
         }
         guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
         guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
+        guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
+        guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
+        guard (0...(1 << 20)).contains(walLoopSyncBytes) else { throw ValidationError("--wal-loop-sync-bytes must be 0-1048576") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -86,6 +97,10 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutMilliseconds = idleTimeoutSeconds * 1000
         configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
         configuration.walSegmentBytesMax = walSegmentBytes
+        configuration.feedSliceMicroseconds = feedSliceMicroseconds
+        configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
+        configuration.walLoopSyncBytes = walLoopSyncBytes
+        configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -157,7 +157,13 @@ final class WALReplayTests: XCTestCase {
             if left != right { return "status changes of \(eventId)" }
         }
         if expected.eventCount != actual.eventCount { return "eventCount \(expected.eventCount) vs \(actual.eventCount)" }
-        if canonicalSnapshot(expected) != canonicalSnapshot(actual) { return "snapshots differ" }
+        let (left, right) = (canonicalSnapshot(expected), canonicalSnapshot(actual))
+        if left != right {
+            let first = (0..<min(left.count, right.count)).first { left[$0] != right[$0] } ?? min(left.count, right.count)
+            return "snapshots differ: \(left.count) vs \(right.count) bytes, first difference at \(first) of \(left.count): "
+                + hexDump(Array(left[max(0, first - 40)..<min(left.count, first + 40)])) + " vs "
+                + hexDump(Array(right[max(0, first - 40)..<min(right.count, first + 40)]))
+        }
         return nil
     }
 

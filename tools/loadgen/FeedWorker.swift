@@ -79,111 +79,134 @@ final class FeedWorker {
 
     deinit { readBuffer.deallocate() }
 
-    func run() {
-        tightenTimerSlack()
-        guard !mine.isEmpty else { return }
+    // The run, as steps a driver can interleave with other connections' (one thread may
+    // drive many connections, as redis-benchmark does: see FeedDriver).
+    private var j = 0                              // next local request number
+    private var stopping = false
+    private var drainUntil: UInt64 = 0
+    private(set) var isFinished = false
+
+    /// Connects; false (and finished) if the server cannot be reached.
+    func open() -> Bool {
+        guard !mine.isEmpty else { isFinished = true; return false }
         do {
             fd = try plan.endpoint.connect(nonBlocking: true)
+            return true
         } catch {
             stats.with { $0.counters.protocolErrors += 1; $0.counters.samples.add("connection \(index): \(error)") }
-            return
+            isFinished = true
+            return false
         }
-        defer { if fd >= 0 { close(fd) } }
+    }
 
-        var j = 0                                   // next local request number
+    /// Admits due requests and writes what is queued. Returns what to wait for: the poll
+    /// events for the socket (0: do not poll it) and the longest wait; nil when finished.
+    func step() -> (fd: Int32, events: Int16, timeoutNs: UInt64)? {
+        if isFinished { return nil }
+        let now = monoNow()
         let c = plan.connections
         let rate = plan.intervalNs > 0
-        var stopping = false
-        var drainUntil: UInt64 = 0
-
-        while true {
-            var now = monoNow()
-            if !stopping && (now >= plan.deadlineNs || globalStop.load(ordering: .relaxed) || (!plan.loop && j >= mine.count)) {
-                stopping = true
-                drainUntil = now + plan.drainNs
-                if rate && plan.deadlineNs > plan.startNs {
-                    // Requests of this connection that were due before the end but never sent.
-                    let end = min(now, plan.deadlineNs)
-                    let x = (Double(end - plan.startNs) / plan.intervalNs - Double(index)) / Double(c)
-                    let dueCount = x <= 0 ? 0 : Int(x.rounded(.up))   // j with due < end
-                    let total = plan.loop ? dueCount : min(dueCount, mine.count)
-                    if total > j { local.missedSchedule += total - j }
-                }
-            }
-
-            // Admit due requests.
-            var nextDue: UInt64 = 0
-            if !stopping {
-                var wallMs: Int64 = -1
-                while inflightCount < plan.pipeline && (plan.loop || j < mine.count) {
-                    var start = now
-                    if rate {
-                        let due = plan.startNs + UInt64(Double(index + j * c) * plan.intervalNs)
-                        if due > now { nextDue = due; break }
-                        start = due
-                    }
-                    let slot = j % mine.count
-                    let pass = j / mine.count
-                    let r = requests[mine[slot]]
-                    if liveTime {
-                        if wallMs < 0 {
-                            wallMs = wallMillis()
-                            timeScratch.withUnsafeMutableBufferPointer { writeTimestamp(wallMs, at: $0.baseAddress!) }
-                        }
-                        patch(r, pass: pass, slot: slot, wallMs: wallMs)
-                    }
-                    pending.append(mine[slot])
-                    let ringIndex = (inflightHead + inflightCount) % plan.pipeline
-                    inflightStart[ringIndex] = start
-                    inflightSent[ringIndex] = now
-                    inflightEvents[ringIndex] = r.events
-                    inflightCount += 1
-                    local.requestsSent += 1
-                    local.eventsSent += r.events
-                    local.duplicatesInjectedSent += r.duplicates
-                    local.passes = max(local.passes, pass + 1)
-                    if local.firstSend == .max { local.firstSend = start }
-                    j += 1
-                }
-            }
-
-            // Write what is queued.
-            var wantWrite = false
-            if pendingHead < pending.count {
-                if !flushWrites() { connectionLost(now: now, reason: "write: \(String(cString: strerror(errno)))"); if !reconnect() { break }; continue }
-                wantWrite = pendingHead < pending.count
-            }
-
-            if stopping && inflightCount == 0 { break }
-            if stopping && now >= drainUntil {
-                local.lostRequests += inflightCount
-                for k in 0..<inflightCount { local.lostEvents += inflightEvents[(inflightHead + k) % plan.pipeline] }
-                local.samples.add("connection \(index): \(inflightCount) requests unanswered when the drain ended")
-                inflightCount = 0
-                break
-            }
-
-            // Wait for an answer, for the socket to take more, or for the next due time.
-            var timeoutNs: UInt64 = 100_000_000
-            if stopping { timeoutNs = min(timeoutNs, drainUntil - now) }
-            else if rate && inflightCount < plan.pipeline && nextDue > now { timeoutNs = min(timeoutNs, nextDue - now) }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0)
-            if inflightCount > 0 || wantWrite || rate {
-                let rc = pollNs(&pfd, timeoutNs: timeoutNs)
-                if rc < 0 && errno != EINTR { break }
-                if rc <= 0 { continue }
-            }
-            if pfd.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
-                let ok = readAnswers()
-                now = monoNow()
-                publish(now: now)
-                if !ok {
-                    connectionLost(now: now, reason: "connection closed by the server")
-                    if stopping || !reconnect() { break }
-                }
+        if !stopping && (now >= plan.deadlineNs || globalStop.load(ordering: .relaxed) || (!plan.loop && j >= mine.count)) {
+            stopping = true
+            drainUntil = now + plan.drainNs
+            if rate && plan.deadlineNs > plan.startNs {
+                // Requests of this connection that were due before the end but never sent.
+                let end = min(now, plan.deadlineNs)
+                let x = (Double(end - plan.startNs) / plan.intervalNs - Double(index)) / Double(c)
+                let dueCount = x <= 0 ? 0 : Int(x.rounded(.up))   // j with due < end
+                let total = plan.loop ? dueCount : min(dueCount, mine.count)
+                if total > j { local.missedSchedule += total - j }
             }
         }
+
+        // Admit due requests.
+        var nextDue: UInt64 = 0
+        if !stopping {
+            var wallMs: Int64 = -1
+            while inflightCount < plan.pipeline && (plan.loop || j < mine.count) {
+                var start = now
+                if rate {
+                    let due = plan.startNs + UInt64(Double(index + j * c) * plan.intervalNs)
+                    if due > now { nextDue = due; break }
+                    start = due
+                }
+                let slot = j % mine.count
+                let pass = j / mine.count
+                let r = requests[mine[slot]]
+                if liveTime {
+                    if wallMs < 0 {
+                        wallMs = wallMillis()
+                        timeScratch.withUnsafeMutableBufferPointer { writeTimestamp(wallMs, at: $0.baseAddress!) }
+                    }
+                    patch(r, pass: pass, slot: slot, wallMs: wallMs)
+                }
+                pending.append(mine[slot])
+                let ringIndex = (inflightHead + inflightCount) % plan.pipeline
+                inflightStart[ringIndex] = start
+                inflightSent[ringIndex] = now
+                inflightEvents[ringIndex] = r.events
+                inflightCount += 1
+                local.requestsSent += 1
+                local.eventsSent += r.events
+                local.duplicatesInjectedSent += r.duplicates
+                local.passes = max(local.passes, pass + 1)
+                if local.firstSend == .max { local.firstSend = start }
+                j += 1
+            }
+        }
+
+        // Write what is queued.
+        var wantWrite = false
+        if pendingHead < pending.count {
+            if !flushWrites() {
+                connectionLost(now: now, reason: "write: \(String(cString: strerror(errno)))")
+                if !reconnect() { return finish() }
+                return (fd, 0, 0)
+            }
+            wantWrite = pendingHead < pending.count
+        }
+
+        if stopping && inflightCount == 0 { return finish() }
+        if stopping && now >= drainUntil {
+            local.lostRequests += inflightCount
+            for k in 0..<inflightCount { local.lostEvents += inflightEvents[(inflightHead + k) % plan.pipeline] }
+            local.samples.add("connection \(index): \(inflightCount) requests unanswered when the drain ended")
+            inflightCount = 0
+            return finish()
+        }
+
+        // Wait for an answer, for the socket to take more, or for the next due time.
+        var timeoutNs: UInt64 = 100_000_000
+        if stopping { timeoutNs = min(timeoutNs, drainUntil - now) }
+        else if rate && inflightCount < plan.pipeline && nextDue > now { timeoutNs = min(timeoutNs, nextDue - now) }
+        guard inflightCount > 0 || wantWrite || rate else { return (fd, 0, 0) }
+        return (fd, Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), timeoutNs)
+    }
+
+    /// The socket is ready (`revents` from poll).
+    func ready(_ revents: Int16) {
+        guard !isFinished, revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 else { return }
+        let ok = readAnswers()
+        let now = monoNow()
+        publish(now: now)
+        if !ok {
+            connectionLost(now: now, reason: "connection closed by the server")
+            if stopping || !reconnect() { _ = finish() }
+        }
+    }
+
+    @discardableResult
+    func finish() -> (fd: Int32, events: Int16, timeoutNs: UInt64)? {
+        isFinished = true
         publish(now: monoNow())
+        if fd >= 0 { close(fd); fd = -1 }
+        return nil
+    }
+
+    /// Runs this connection alone on the calling thread.
+    func run() {
+        tightenTimerSlack()
+        FeedDriver(workers: [self]).run()
     }
 
     // MARK: - Patching
@@ -361,5 +384,48 @@ final class FeedWorker {
         }
         local.samples.add("connection \(index): could not reconnect")
         return false
+    }
+}
+
+/// Drives several feed connections on one thread with one poll() over all of them, the way
+/// redis-benchmark drives its clients: answers that arrive together are read together and the
+/// next requests go out in one burst, instead of each connection's thread being woken in
+/// turn (on a 2-core machine, one thread per connection spreads a closed-loop round's requests
+/// over several of the server's group commits).
+final class FeedDriver {
+    let workers: [FeedWorker]
+
+    init(workers: [FeedWorker]) { self.workers = workers }
+
+    func run() {
+        tightenTimerSlack()
+        var active = workers.filter { $0.open() }
+        var fds: [pollfd] = []
+        var owners: [FeedWorker] = []
+        while !active.isEmpty {
+            fds.removeAll(keepingCapacity: true)
+            owners.removeAll(keepingCapacity: true)
+            var timeoutNs: UInt64 = 100_000_000
+            var still: [FeedWorker] = []
+            for worker in active {
+                guard let wait = worker.step() else { continue }
+                still.append(worker)
+                timeoutNs = min(timeoutNs, wait.timeoutNs)
+                if wait.events != 0 {
+                    fds.append(pollfd(fd: wait.fd, events: wait.events, revents: 0))
+                    owners.append(worker)
+                }
+            }
+            active = still
+            if active.isEmpty { break }
+            if timeoutNs == 0 && fds.isEmpty { continue }
+            let rc = pollManyNs(&fds, timeoutNs: timeoutNs)
+            if rc < 0 && errno != EINTR {
+                for worker in active { worker.finish() }
+                break
+            }
+            if rc <= 0 { continue }
+            for (k, pfd) in fds.enumerated() where pfd.revents != 0 { owners[k].ready(pfd.revents) }
+        }
     }
 }

@@ -64,7 +64,9 @@ struct Run: ParsableCommand {
     var flatOut = false
     @Flag(help: "No feed: only queries (and probe, if asked).") var noFeed = false
     @Option(help: "Events per request (NDJSON).") var batch = 1
-    @Option(help: "Feed connections (one thread each).") var connections = 4
+    @Option(help: "Feed connections.") var connections = 4
+    @Option(help: "Threads driving the feed connections (each polls its share of them; default: one per connection). --threads 1 drives them all from one thread, like redis-benchmark.")
+    var threads: Int?
     @Option(help: "Requests in flight per feed connection (1: no pipelining).") var pipeline = 1
     @Option(help: "Seconds cap of the run.") var duration = 30.0
     @Option(help: "Seconds to wait for answers still in flight at the end.") var drainSeconds = 10.0
@@ -199,9 +201,11 @@ struct Run: ParsableCommand {
             let interval = rate.map { Double(batch) / $0 * 1e9 } ?? 0
             let plan = FeedPlan(endpoint: endpoint, connections: connections, pipeline: pipeline, loop: loop,
                                 intervalNs: interval, startNs: start, deadlineNs: deadline, drainNs: UInt64(drainSeconds * 1e9))
-            for c in 0..<connections {
-                let worker = FeedWorker(index: c, plan: plan, pool: pool, stats: feedStats[c])
-                threads.append(JoinableThread { worker.run(); feedDone.add(1, ordering: .relaxed) })
+            let workers = (0..<connections).map { FeedWorker(index: $0, plan: plan, pool: pool, stats: feedStats[$0]) }
+            let threadCount = min(max(self.threads ?? connections, 1), connections)
+            for t in 0..<threadCount {
+                let mine = Array(stride(from: t, to: connections, by: threadCount).map { workers[$0] })
+                threads.append(JoinableThread { FeedDriver(workers: mine).run(); feedDone.add(mine.count, ordering: .relaxed) })
             }
         }
         let stopReaders: () -> Bool = { auxStop.load(ordering: .relaxed) || globalStop.load(ordering: .relaxed) }

@@ -49,6 +49,18 @@ private let cPpoll: PpollFn? = dlsym(libc, "ppoll").map { unsafeBitCast($0, to: 
 private let cPrctl: PrctlFn? = dlsym(libc, "prctl").map { unsafeBitCast($0, to: PrctlFn.self) }
 
 /// poll() with a nanosecond timeout (ppoll when available, else poll rounded up to 1 ms).
+/// poll() over several sockets with a nanosecond timeout (ppoll when available).
+func pollManyNs(_ fds: inout [pollfd], timeoutNs: UInt64) -> Int32 {
+    let count = nfds_t(fds.count)
+    return fds.withUnsafeMutableBufferPointer { buffer in
+        if let cPpoll {
+            var ts = timespec(tv_sec: Int(timeoutNs / 1_000_000_000), tv_nsec: Int(timeoutNs % 1_000_000_000))
+            return cPpoll(buffer.baseAddress!, count, &ts, nil)
+        }
+        return poll(buffer.baseAddress!, count, Int32((timeoutNs + 999_999) / 1_000_000))
+    }
+}
+
 func pollNs(_ pfd: inout pollfd, timeoutNs: UInt64) -> Int32 {
     if let cPpoll {
         var ts = timespec(tv_sec: Int(timeoutNs / 1_000_000_000), tv_nsec: Int(timeoutNs % 1_000_000_000))

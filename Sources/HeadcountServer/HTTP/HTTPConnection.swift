@@ -588,8 +588,21 @@ final class HTTPConnection {
 
     private func startWrite() {
         guard !writeInFlight, staging.count > 0, !closing else { return }
+        // First try to write at once (`uv_try_write`): a response usually fits the socket
+        // buffer, and then no write request is queued and the socket is not watched for
+        // writability (two epoll_ctl calls per response saved). What does not fit goes the
+        // queued way.
+        var direct = uv_buf_init(UnsafeMutableRawPointer(staging.base!).assumingMemoryBound(to: CChar.self), UInt32(staging.count))
+        let written = Int(uv_try_write(stream, &direct, 1))
+        if written == staging.count {
+            staging.reset(keepingAtMost: 256 * 1024)
+            lastActivity = now
+            return
+        }
+        let offset = max(written, 0)
         swap(&staging, &writing)
-        var buffer = uv_buf_init(UnsafeMutableRawPointer(writing.base!).assumingMemoryBound(to: CChar.self), UInt32(writing.count))
+        var buffer = uv_buf_init(UnsafeMutableRawPointer(writing.base! + offset).assumingMemoryBound(to: CChar.self),
+                                 UInt32(writing.count - offset))
         writeRequest.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         if uv_write(writeRequest, stream, &buffer, 1, writeCallback) != 0 {
             writing.count = 0

@@ -68,6 +68,9 @@ final class HTTPServer {
     /// literal ("localhost" means 127.0.0.1). May be called more than once (several addresses).
     func listen(host: String, port: Int) throws -> Int {
         guard !isClosing else { throw HTTPServerError(description: "cannot listen: the server is closing") }
+        // A write to a connection the peer already closed must fail with EPIPE, not kill the
+        // process (responses are written directly with uv_try_write).
+        signal(SIGPIPE, SIG_IGN)
         guard (0...65535).contains(port) else {
             throw HTTPServerError(description: "cannot listen on \(host):\(port): port out of range 0...65535")
         }

@@ -166,3 +166,19 @@ enum HTTPStatus {
         }
     }
 }
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace), with no
+    /// Foundation and no copy: a header value is trimmed on every request.
+    var trimmingHTTPWhitespace: Substring {
+        var start = startIndex
+        var end = endIndex
+        while start < end, self[start] == " " || self[start] == "\t" { start = index(after: start) }
+        while end > start {
+            let before = index(before: end)
+            guard self[before] == " " || self[before] == "\t" else { break }
+            end = before
+        }
+        return self[start..<end]
+    }
+}

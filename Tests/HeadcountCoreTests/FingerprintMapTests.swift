@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+@testable import HeadcountCore
+
+/// FingerprintMap against a Dictionary: inserts (with duplicates), lookups, shard splits,
+/// copies taken mid-way (a snapshot's copy must not change), sweeps in slices.
+/// Random: prints its seed; `HEADCOUNT_MAP_SEED=<n>` replays one.
+final class FingerprintMapTests: XCTestCase {
+    func testMatchesDictionaryThroughSplitsCopiesAndSweeps() {
+        let environment = ProcessInfo.processInfo.environment
+        let seed = environment["HEADCOUNT_MAP_SEED"].flatMap { UInt64($0) }
+            ?? UInt64(bitPattern: Int64(Date().timeIntervalSince1970 * 1e6))
+        print("FingerprintMapTests seed \(seed) (replay: HEADCOUNT_MAP_SEED=\(seed))")
+        var random = SplitMix64(seed: seed)
+        var map = FingerprintMap<Int64>(capacity: 16, emptyValue: 0)
+        var model: [Hash128: Int64] = [:]
+        var keys: [Hash128] = []
+        var copy: (map: FingerprintMap<Int64>, model: [Hash128: Int64])?
+        for step in 0..<120_000 {
+            let reuse = !keys.isEmpty && random.next() % 4 == 0
+            let key = reuse ? keys[Int(random.next() % UInt64(keys.count))]
+                            : Hash128(low: random.next(), high: random.next() % 8 == 0 ? 0 : random.next())
+            let value = Int64(step)
+            let (stored, inserted) = map.insertIfAbsent(key, value)
+            if let existing = model[key] {
+                XCTAssertFalse(inserted, "seed \(seed) step \(step): duplicate inserted")
+                XCTAssertEqual(stored, existing, "seed \(seed) step \(step)")
+            } else {
+                XCTAssertTrue(inserted, "seed \(seed) step \(step): new key not inserted")
+                model[key] = value
+                keys.append(key)
+            }
+            if step == 30_000 || step == 90_000 { copy = (map, model) }
+            if step % 40_000 == 39_999 {
+                // A sweep in slices removes exactly the entries the predicate names.
+                let cutoff = Int64(step / 2)
+                var first = 0
+                while first < map.shardCount {
+                    map.removeAll(inShards: first..<(first + 7)) { _, arrival in arrival < cutoff }
+                    first += 7
+                }
+                model = model.filter { $0.value >= cutoff }
+                keys = Array(model.keys)
+            }
+        }
+        XCTAssertEqual(map.count, model.count, "seed \(seed)")
+        XCTAssertGreaterThan(map.shardCount, 64, "the map split into many small shards")
+        for (key, value) in model { XCTAssertEqual(map[key], value, "seed \(seed)") }
+        var seen = 0
+        map.forEach { key, value in
+            seen += 1
+            XCTAssertEqual(model[key], value, "seed \(seed)")
+        }
+        XCTAssertEqual(seen, model.count, "seed \(seed)")
+        // The copy taken at step 90,000 is unchanged by everything after it.
+        if let copy {
+            XCTAssertEqual(copy.map.count, copy.model.count, "seed \(seed)")
+            for (key, value) in copy.model { XCTAssertEqual(copy.map[key], value, "seed \(seed)") }
+        }
+        XCTAssertNil(map[Hash128(low: 12_345, high: 67_890)])
+    }
+
+    func testIdempotencySweepRunsInSlicesAndForgetsOnlyOldKeys() {
+        var keys = IdempotencyKeys()
+        var random = SplitMix64(seed: 7)
+        var old: [Hash128] = []
+        var young: [Hash128] = []
+        for i in 0..<300_000 {
+            let key = Hash128(low: random.next(), high: random.next())
+            _ = keys.admit(key, arrivalMilliseconds: i < 150_000 ? 1_000 : 5_000)
+            if i < 150_000 { old.append(key) } else { young.append(key) }
+        }
+        XCTAssertGreaterThan(keys.arrivals.shardCount, IdempotencyKeys.sweepShardsPerCall,
+                             "enough shards that one call cannot sweep them all")
+        keys.expire(arrivedBefore: 2_000)
+        XCTAssertTrue(keys.isSweeping)
+        var calls = 1
+        while keys.isSweeping {
+            keys.expire(arrivedBefore: 2_000 + Int64(calls))  // later calls keep the sweep's cutoff
+            calls += 1
+        }
+        XCTAssertGreaterThan(calls, 1)
+        XCTAssertEqual(keys.count, young.count)
+        for key in old.prefix(1000) { XCTAssertTrue(keys.admit(key, arrivalMilliseconds: 6_000), "an expired key is new again") }
+        for key in young.prefix(1000) { XCTAssertFalse(keys.admit(key, arrivalMilliseconds: 6_000), "a kept key is a duplicate") }
+    }
+}
