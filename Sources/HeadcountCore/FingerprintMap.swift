@@ -190,8 +190,20 @@ struct FingerprintMap<Value> {
     }
 
     /// Inserts every entry of the batch, or for a key already present, stores
-    /// `merge(stored, new)`. Group by group (see `Batch`).
+    /// `merge(stored, new)`. Group by group (see `Batch`). An empty map is first laid out for
+    /// the whole batch (full-size shards, enough for it at 70% load), so that it does not
+    /// grow and split its way there shard by shard.
     mutating func insertOrUpdate(_ batch: Batch, merge: (Value, Value) -> Value) {
+        if count == 0 {
+            let total = batch.groups.reduce(0) { $0 + $1.count }
+            var depth = 0
+            while (1 << depth) * Self.shardSlotsMax * 7 / 10 < total && depth < 24 { depth += 1 }
+            if depth > 0 {
+                let empty = emptyValue
+                directory = (0..<(1 << depth)).map { Int32($0) }
+                shards = (0..<(1 << depth)).map { _ in Shard(slotCount: Self.shardSlotsMax, depth: depth, emptyValue: empty) }
+            }
+        }
         for group in batch.groups {
             for entry in group {
                 let key = entry.key
