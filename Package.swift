@@ -4,6 +4,7 @@
 // Layout (see docs/ARCHITECTURE.md):
 //   CLibUV, CHTTPParser   system libraries from the distribution (libuv1-dev, libhttp-parser-dev)
 //   CFeedJSON             a small C++ bridge over Debian's simdjson, with an extern "C" API
+//   CCRC32C               CRC-32C with the CPU's instruction (SSE 4.2), for HeadcountStorage
 //   HeadcountCore         the pure domain: feed events, ticket state, counters, snapshots, queries
 //   HeadcountFeed         bytes -> validated feed events (JSON / NDJSON), on simdjson
 //   HeadcountStorage      WAL and snapshot files
@@ -57,9 +58,10 @@ let package = Package(
             dependencies: ["CFeedJSON", "HeadcountCore"],
             swiftSettings: hotPathSettings
         ),
+        .target(name: "CCRC32C"),
         .target(
             name: "HeadcountStorage",
-            dependencies: ["HeadcountCore"],
+            dependencies: ["HeadcountCore", "CCRC32C"],
             swiftSettings: hotPathSettings
         ),
         .target(

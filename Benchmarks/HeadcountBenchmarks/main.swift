@@ -2,7 +2,10 @@
 //
 //   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--rounds N] [--json]
 //                                            [--compare Benchmarks/baseline.json] [--ingest-only]
-//                                            [--wal-sync-only]
+//                                            [--wal-sync-only] [--restart-only] [--replay-only]
+//
+// --restart-only runs only the WAL figures (encode, append, replay, restart); --replay-only
+// only the bulk restart itself (for profiling).
 //
 // --compare prints each figure beside the committed baseline and their ratio.
 //
@@ -21,6 +24,8 @@ struct Options {
     var rounds = 3
     var json = false
     var ingestOnly = false
+    var restartOnly = false
+    var replayOnly = false
     var walSyncOnly = false
     var comparePath: String?
 
@@ -33,6 +38,8 @@ struct Options {
             case "--rounds": rounds = Int(iterator.next() ?? "") ?? rounds
             case "--json": json = true
             case "--ingest-only": ingestOnly = true
+            case "--restart-only": restartOnly = true
+            case "--replay-only": replayOnly = true; restartOnly = true
             case "--wal-sync-only": walSyncOnly = true
             case "--compare": comparePath = iterator.next()
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
@@ -107,7 +114,7 @@ let options = Options(CommandLine.arguments)
 var results: [(String, Double, String)] = []
 func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value, unit))
-    if !options.json { print(name.padding(toLength: 54, withPad: " ", startingAt: 0) + String(format: "%14.1f ", value) + unit) }
+    if !options.json { print(name.padding(toLength: 54, withPad: " ", startingAt: 0) + String(format: abs(value) < 10 ? "%14.3f " : "%14.1f ", value) + unit) }
 }
 
 /// Group commits of 1 and 8 records (what one-event requests produce): `append` + `sync` on a
@@ -155,6 +162,10 @@ if options.walSyncOnly {
 
 let feed = eventDay(tickets: options.tickets, events: options.events, seed: 42)
 if !options.json { print("event day: \(options.tickets) tickets over \(options.events) events, \(feed.count) feed events") }
+if options.restartOnly {
+    walBenchmarks()
+    exit(0)
+}
 
 // 1. Ingest into the core: admit (duplicate check) + apply.
 var ingestRates: [Double] = []
@@ -237,40 +248,109 @@ report("feed decode (NDJSON, simdjson)", median(decodeRates), "events/s")
 
 // 5. WAL: encode, append + one fsync, replay (read, checksum, decode), and a restart's
 //    replay + apply, per million events.
-let walDirectory = NSTemporaryDirectory() + "headcount-bench-wal-\(getpid())"
-defer { try? FileManager.default.removeItem(atPath: walDirectory) }
-var walBytes: [UInt8] = []
-walBytes.reserveCapacity(feed.count * 64)
-let encodeSeconds = seconds {
-    for (offset, event) in feed.enumerated() {
-        WriteAheadLog.encode(WALRecord(sequence: UInt64(offset + 1), arrivalMilliseconds: 0, event: event), into: &walBytes)
+func walBenchmarks() {
+    let walDirectory = NSTemporaryDirectory() + "headcount-bench-wal-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: walDirectory) }
+    var walBytes: [UInt8] = []
+    walBytes.reserveCapacity(feed.count * 64)
+    let encodeSeconds = seconds {
+        for (offset, event) in feed.enumerated() {
+            WriteAheadLog.encode(WALRecord(sequence: UInt64(offset + 1), arrivalMilliseconds: 0, event: event), into: &walBytes)
+        }
     }
-}
-report("WAL encode", Double(feed.count) / encodeSeconds, "records/s")
-report("WAL bytes per record", Double(walBytes.count) / Double(feed.count), "bytes")
-let wal = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
-_ = try! wal.recover(after: 0) { _ in }
-let appendSeconds = seconds {
-    try! wal.append(walBytes, firstSequence: 1, lastSequence: UInt64(feed.count))
-    try! wal.sync()
-}
-report("WAL append + fsync", Double(walBytes.count) / appendSeconds / 1e6, "MB/s")
-walGroupCommitFigures()
-var replayed: [FeedEvent] = []
-replayed.reserveCapacity(feed.count)
-let replaySeconds = seconds {
-    let reopened = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
-    _ = try! reopened.recover(after: 0) { replayed.append($0.event) }
-}
-report("WAL replay (read, check, decode)", Double(replayed.count) / replaySeconds, "records/s")
-let restartSeconds = seconds {
-    let restarted = Engine()
-    for (offset, event) in replayed.enumerated() {
-        _ = restarted.admit(id: event.id, arrivalMilliseconds: 0)
-        restarted.apply(event, sequence: UInt64(offset + 1))
+    report("WAL encode", Double(feed.count) / encodeSeconds, "records/s")
+    report("WAL bytes per record", Double(walBytes.count) / Double(feed.count), "bytes")
+    var crc: UInt32 = 0
+    let crcSeconds = seconds { for _ in 0..<4 { crc ^= CRC32C.checksum(walBytes) } }
+    report("CRC32C\(CRC32C.isHardwareAvailable ? " (SSE 4.2)" : "")", Double(walBytes.count * 4) / crcSeconds / 1e6, "MB/s")
+    if crc == 42 { print("") }
+    let wal = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+    _ = try! wal.recover(after: 0) { _ in }
+    let appendSeconds = seconds {
+        try! wal.append(walBytes, firstSequence: 1, lastSequence: UInt64(feed.count))
+        try! wal.sync()
     }
-} + replaySeconds
-report("restart from WAL only, per million events", restartSeconds * 1e6 / Double(feed.count), "s")
+    report("WAL append + fsync", Double(walBytes.count) / appendSeconds / 1e6, "MB/s")
+    if !options.restartOnly { walGroupCommitFigures() }
+    var replayed: [FeedEvent] = []
+    replayed.reserveCapacity(feed.count)
+    let replaySeconds = seconds {
+        let reopened = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+        _ = try! reopened.recover(after: 0) { replayed.append($0.event) }
+    }
+    report("WAL replay (read, check, decode)", Double(replayed.count) / replaySeconds, "records/s")
+    // What a restart does (HeadcountServer.recover): read, check, decode and bulk-apply.
+    var restarted = Engine()
+    for (name, pipelined) in [("restart from WAL only, per million events", true),
+                              ("restart from WAL only, one thread, per million events", false)] {
+        var figures: [Double] = []
+        for _ in 0..<options.rounds {
+            let engine = Engine()
+            let elapsed = seconds {
+                let reopened = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+                let outcome = try! WALReplay.replay(reopened, into: engine, pipelined: pipelined)
+                precondition(outcome.replayed == feed.count, "every record replays")
+            }
+            figures.append(elapsed * 1e6 / Double(feed.count))
+            restarted = engine
+        }
+        report(name, median(figures), "s")
+    }
+    // The reading half alone: segments read, checked and decoded into fingerprints.
+    var scanFigures: [Double] = []
+    for _ in 0..<options.rounds {
+        // An empty engine said to be at the last sequence: every record is read and checked,
+        // none applied.
+        var empty = Engine().encodeSnapshot()
+        withUnsafeBytes(of: UInt64(feed.count).littleEndian) { empty.replaceSubrange(1..<9, with: $0) }
+        let engine = try! empty.withUnsafeBytes { try Engine.decodeSnapshot($0) }
+        let elapsed = seconds {
+            let reopened = try! WriteAheadLog(directory: walDirectory, segmentBytesMax: 256 << 20)
+            _ = try! WALReplay.replay(reopened, into: engine, pipelined: false)
+        }
+        scanFigures.append(elapsed * 1e6 / Double(feed.count))
+    }
+    report("WAL read + check + fingerprint decode, per million", median(scanFigures), "s")
+    if options.replayOnly { return }
+    // The per-event path it replaced: WALRecord decode, then admit + apply of each event.
+    let perEvent = Engine()
+    let perEventSeconds = seconds {
+        for (offset, event) in replayed.enumerated() {
+            _ = perEvent.admit(id: event.id, arrivalMilliseconds: 0)
+            perEvent.apply(event, sequence: UInt64(offset + 1))
+        }
+    } + replaySeconds
+    report("restart from WAL only, per-event apply, per million events", perEventSeconds * 1e6 / Double(feed.count), "s")
+    // The two must answer alike (the tests check this exhaustively; here a sample).
+    let times = feed.map(\.occurredAt)
+    let (low, high) = (times.min()!, times.max()!)
+    var probe = SplitMix64(seed: 11)
+    for _ in 0..<2_000 {
+        let instant = low - 1 + Int64(probe.below(Int(high - low) + 2))
+        let eventId = "E\(probe.below(options.events))"
+        precondition(restarted.statistics(eventId: eventId, at: instant) == perEvent.statistics(eventId: eventId, at: instant),
+                     "bulk replay differs from per-event apply for \(eventId) at \(instant)")
+    }
+    // Snapshots: equal but for the order of the idempotency keys (the tables differ in size).
+    func canonical(_ snapshot: [UInt8]) -> [UInt8] {
+        var offset = 9
+        var keyCount = 0
+        var shift = 0
+        while true {
+            let byte = snapshot[offset]
+            offset += 1
+            keyCount |= Int(byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80 { break }
+        }
+        let keys = (0..<keyCount).map { Array(snapshot[(offset + $0 * 24)..<(offset + $0 * 24 + 24)]) }
+            .sorted { $0.lexicographicallyPrecedes($1) }
+        return Array(snapshot[..<offset]) + keys.flatMap { $0 } + Array(snapshot[(offset + keyCount * 24)...])
+    }
+    precondition(canonical(restarted.encodeSnapshot()) == canonical(perEvent.encodeSnapshot()), "bulk replay's snapshot differs")
+}
+
+walBenchmarks()
 
 // 6. Seat status changes: 1,000,000 changes over 100,000 objects in one event.
 let changeCount = options.tickets * 5

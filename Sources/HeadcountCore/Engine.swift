@@ -50,7 +50,7 @@ public final class Engine {
     /// The sequence of the last applied event (0 before any).
     public internal(set) var lastAppliedSequence: UInt64 = 0
     /// Events applied since start (ticket, pass and seat kinds).
-    public private(set) var appliedEventCount = 0
+    public internal(set) var appliedEventCount = 0
 
     public init(configuration: EngineConfiguration = EngineConfiguration()) {
         precondition(configuration.deltasPerSnapshot >= 2, "deltasPerSnapshot must be at least 2")
@@ -90,7 +90,7 @@ public final class Engine {
         ledgersPendingPublish.removeAll(keepingCapacity: true)
     }
 
-    private func ledger(for eventId: String) -> EventLedger {
+    func ledger(for eventId: String) -> EventLedger {
         if let cachedLedger, cachedLedger.eventId == eventId { return cachedLedger }
         let ledger: EventLedger
         if let existing = ledgers[eventId] {

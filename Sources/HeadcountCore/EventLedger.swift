@@ -232,6 +232,23 @@ final class EventLedger {
         return true
     }
 
+    /// Installs a ledger's whole state built in bulk (WAL replay, `BulkReplay`): the ticket
+    /// map, each ticket's first and last history entry and packed state, the history and the
+    /// delta index. The spill store stays.
+    func adoptBuilt(ticketNumbers: FingerprintMap<Int32>, heads: [Int32], tails: [Int32], states: [UInt32],
+                    history: PagedArray<HistoryEntry>, deltas: DeltaIndex) {
+        let store = self.deltas.spillStore
+        self.ticketNumbers = ticketNumbers
+        ticketHeads = heads
+        ticketTails = tails
+        ticketStates = states
+        self.history = history
+        self.history.spillStore = store
+        self.deltas = deltas
+        self.deltas.spillStore = store
+        publish()
+    }
+
     /// Installs a delta index rebuilt from the tickets' records (snapshot load).
     func adoptDeltas(_ index: DeltaIndex) {
         let store = deltas.spillStore

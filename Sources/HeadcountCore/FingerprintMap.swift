@@ -167,6 +167,64 @@ struct FingerprintMap<Value> {
         }
     }
 
+    /// Entries to insert at once (`insertOrUpdate(_:merge:)`), grouped by the low 8 bits of
+    /// the key's high word — the bits the directory uses first, so each group's inserts land
+    /// in 1/256 of the shards (in cache), where inserting keys as they come misses the cache
+    /// for each one in a map of millions.
+    struct Batch {
+        fileprivate static var groupCount: Int { 256 }
+        fileprivate var groups: [[(key: Hash128, value: Value)]] = Array(repeating: [], count: Batch.groupCount)
+
+        init() {}
+
+        mutating func reserveCapacity(_ total: Int) {
+            let perGroup = total / Batch.groupCount + total / Batch.groupCount / 16 + 16
+            for group in groups.indices { groups[group].reserveCapacity(perGroup) }
+        }
+
+        @inline(__always)
+        mutating func append(_ key: Hash128, _ value: Value) {
+            let key = FingerprintMap.normalized(key)
+            groups[Int(truncatingIfNeeded: key.high) & (Batch.groupCount - 1)].append((key, value))
+        }
+    }
+
+    /// Inserts every entry of the batch, or for a key already present, stores
+    /// `merge(stored, new)`. Group by group (see `Batch`). An empty map is first laid out for
+    /// the whole batch (full-size shards, enough for it at 70% load), so that it does not
+    /// grow and split its way there shard by shard.
+    mutating func insertOrUpdate(_ batch: Batch, merge: (Value, Value) -> Value) {
+        if count == 0 {
+            let total = batch.groups.reduce(0) { $0 + $1.count }
+            var depth = 0
+            while (1 << depth) * Self.shardSlotsMax * 7 / 10 < total && depth < 24 { depth += 1 }
+            if depth > 0 {
+                let empty = emptyValue
+                directory = (0..<(1 << depth)).map { Int32($0) }
+                shards = (0..<(1 << depth)).map { _ in Shard(slotCount: Self.shardSlotsMax, depth: depth, emptyValue: empty) }
+            }
+        }
+        for group in batch.groups {
+            for entry in group {
+                let key = entry.key
+                var shard = shardIndex(of: key)
+                var (index, found) = shards[shard].find(key)
+                if found {
+                    shards[shard].slots[index].value = merge(shards[shard].slots[index].value, entry.value)
+                    continue
+                }
+                if shards[shard].isFull {
+                    makeRoom(inShard: shard)
+                    shard = shardIndex(of: key)
+                    index = shards[shard].find(key).index
+                }
+                shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: entry.value)
+                shards[shard].count += 1
+                count += 1
+            }
+        }
+    }
+
     /// The number of shards, for `removeAll(inShards:where:)`.
     var shardCount: Int { shards.count }
 

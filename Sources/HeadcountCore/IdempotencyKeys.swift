@@ -26,6 +26,13 @@ struct IdempotencyKeys {
         arrivals.insertIfAbsent(key, arrivalMilliseconds).inserted
     }
 
+    /// Records acceptances found in the WAL (restart), group by group. A key accepted again
+    /// after it expired keeps its latest arrival, as the online table did (it had forgotten
+    /// the first); so the result does not depend on the order of the keys. O(keys).
+    mutating func recordReplayed(_ batch: FingerprintMap<Int64>.Batch) {
+        arrivals.insertOrUpdate(batch) { max($0, $1) }
+    }
+
     /// Forgets keys that arrived before the cutoff of the sweep under way, `sweepShardsPerCall`
     /// shards at a time; starts a sweep with `cutoff` at most once per sweep interval.
     mutating func expire(arrivedBefore cutoff: Int64) {

@@ -66,6 +66,26 @@ struct PagedArray<Element> {
         count += 1
     }
 
+    /// Appends the elements page by page (one copy per page, no per-element bookkeeping).
+    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        var start = 0
+        while start < elements.count {
+            if count & (pageSize - 1) == 0 {
+                pages.append([])
+                spilled.append(nil)
+                residentPageCount += 1
+            }
+            let last = pages.count - 1
+            if pages[last].isEmpty && spilled[last] != nil { faultIn(last) }
+            let room = pageSize - (count & (pageSize - 1))
+            let end = min(elements.count, start + room)
+            if pages[last].isEmpty { pages[last].reserveCapacity(end - start) }
+            pages[last].append(contentsOf: UnsafeBufferPointer(rebasing: elements[start..<end]))
+            count += end - start
+            start = end
+        }
+    }
+
     /// Full, resident pages that may be spilled (never the last, which takes appends).
     var spillablePages: [Int] {
         guard pages.count > 1 else { return [] }

@@ -182,13 +182,13 @@ public final class HeadcountServer {
             engine.spillStore = spillFile
             engine.spillIfOverBudget()
             let fromSnapshot = engine.lastAppliedSequence
-            var replayed = 0
-            let report = try wal.recover(after: engine.lastAppliedSequence) { record in
-                _ = engine.admit(id: record.event.id, arrivalMilliseconds: record.arrivalMilliseconds)
-                applyDurable(record.event, sequence: record.sequence)
-                replayed += 1
-                if replayed % 100_000 == 0 { engine.spillIfOverBudget() }
-            }
+            // Read, check and decode on a second thread; build the engine's state in bulk
+            // on this one (docs/ARCHITECTURE.md, "Recovery"). The state is built in memory,
+            // then spilled past the budgets.
+            let outcome = try WALReplay.replay(wal, into: engine)
+            let report = outcome.report
+            let replayed = outcome.replayed
+            engine.spillIfOverBudget()
             engine.publish()
             appliedSinceSnapshot = replayed
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
@@ -200,6 +200,8 @@ public final class HeadcountServer {
             }
             logger.info("recovered", metadata: ["snapshotSequence": "\(fromSnapshot)", "walEventsReplayed": "\(replayed)",
                                                 "walSegments": "\(report.segmentCount)",
+                                                "walReadSeconds": "\(String(format: "%.3f", outcome.readSeconds))",
+                                                "walBuildSeconds": "\(String(format: "%.3f", outcome.buildSeconds))",
                                                 "lastSequence": "\(engine.lastAppliedSequence)",
                                                 "seconds": "\(String(format: "%.3f", elapsed))"])
         } catch let error as StartError {

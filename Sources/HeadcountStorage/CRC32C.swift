@@ -1,7 +1,11 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every WAL record and
-/// snapshot file. Written by hand because no library for it is available here; table-driven,
-/// slicing-by-8: eight 256-entry tables let the loop consume eight bytes per step with eight
-/// independent lookups instead of eight dependent ones.
+/// snapshot file. With the CPU's `crc32` instruction where there is one (SSE 4.2, through the
+/// small C target `CCRC32C`): eight bytes a cycle or so. Otherwise written by hand, because no
+/// library for it is available here; table-driven, slicing-by-8: eight 256-entry tables let
+/// the loop consume eight bytes per step with eight independent lookups instead of eight
+/// dependent ones.
 ///
 /// Check value: `CRC32C.checksum("123456789".utf8)` is `0xE3069283`.
 public enum CRC32C {
@@ -21,8 +25,20 @@ public enum CRC32C {
         return copy.withUnsafeBytes { checksum($0, continuing: previous) }
     }
 
-    /// The CRC-32C of the bytes in `buffer` (see `checksum(_:continuing:)`).
+    /// The CRC-32C of the bytes in `buffer` (see `checksum(_:continuing:)`): with the CPU's
+    /// instruction where there is one (x86-64 SSE 4.2, several times faster), else the tables.
     public static func checksum(_ buffer: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+        guard isHardwareAvailable, buffer.count > 0, let base = buffer.baseAddress else {
+            return tableChecksum(buffer, continuing: previous)
+        }
+        return ~hc_crc32c_hardware_update(~previous, base, buffer.count)
+    }
+
+    /// Whether `checksum` uses the CPU's instruction.
+    public static let isHardwareAvailable = hc_crc32c_hardware_available() != 0
+
+    /// The table-driven CRC-32C (slicing-by-8), for CPUs without the instruction.
+    static func tableChecksum(_ buffer: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
         var crc = ~previous
         let count = buffer.count
         guard count > 0, let base = buffer.baseAddress else { return previous }

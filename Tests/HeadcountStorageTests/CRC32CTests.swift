@@ -40,4 +40,22 @@ final class CRC32CTests: XCTestCase {
                            CRC32C.checksum(data))
         }
     }
+
+    /// The instruction (when this CPU has it) against the tables, for every length and
+    /// alignment around the 8-byte words, and piecewise.
+    func testHardwareMatchesTables() throws {
+        try XCTSkipUnless(CRC32C.isHardwareAvailable, "no CRC-32C instruction on this CPU")
+        var random = SplitMix64(seed: 11)
+        let data = (0..<700).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        data.withUnsafeBytes { raw in
+            for start in 0..<17 {
+                for end in start...raw.count where end - start < 70 || end == raw.count {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                    let seed = UInt32(truncatingIfNeeded: random.next())
+                    XCTAssertEqual(CRC32C.checksum(slice, continuing: seed), CRC32C.tableChecksum(slice, continuing: seed),
+                                   "bytes \(start)..<\(end)")
+                }
+            }
+        }
+    }
 }
