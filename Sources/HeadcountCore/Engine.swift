@@ -150,61 +150,93 @@ public final class Engine {
     }
 
     /// Spills what exceeds the memory budgets (`deltaMemoryBytesMax`, `historyMemoryBytesMax`),
-    /// oldest first across all events, until it fits in 90% of them. Returns the number of
-    /// chunks and pages spilled.
+    /// oldest first across all events, until it fits in 90% of them — at most `maxBytes` per
+    /// call, so that a caller on a latency-sensitive thread can spill a slice at a time and
+    /// call again (the server spills ≤ 1 MiB every 50 ms). Returns the number of chunks and
+    /// pages spilled.
+    ///
+    /// The oldest-first order is computed once per round of spilling (O(chunks log chunks))
+    /// and then consumed slice by slice; an entry that moved meanwhile (a late event split a
+    /// chunk before it) spills a neighbouring old chunk instead, which is as harmless: spilling
+    /// is invisible in every answer.
     @discardableResult
-    public func spillIfOverBudget() -> Int {
-        spillDeltasIfOverBudget() + spillHistoryIfOverBudget()
+    public func spillIfOverBudget(maxBytes: Int = .max) -> Int {
+        let deltas = spillDeltasIfOverBudget(maxBytes: maxBytes)
+        return deltas.count + spillHistoryIfOverBudget(maxBytes: max(maxBytes - deltas.bytes, 0))
     }
 
-    private func spillHistoryIfOverBudget() -> Int {
+    /// Whether resident deltas or history exceed their budgets (a spill would do something).
+    public var isOverMemoryBudget: Bool {
+        spillStore != nil && (residentDeltaBytes > configuration.deltaMemoryBytesMax
+            || residentHistoryBytes > configuration.historyMemoryBytesMax)
+    }
+
+    private func spillHistoryIfOverBudget(maxBytes: Int) -> Int {
         guard spillStore != nil else { return 0 }
         let pageBytes = (1 << configuration.historyPageShift) * MemoryLayout<EventLedger.HistoryEntry>.stride
         var resident = residentHistoryBytes
-        guard resident > configuration.historyMemoryBytesMax else { return 0 }
-        var candidates: [(ledger: EventLedger, page: Int, firstSequence: UInt64)] = []
-        for ledger in ledgers.values {
-            for candidate in ledger.historySpillCandidates() { candidates.append((ledger, candidate.page, candidate.firstSequence)) }
-        }
-        candidates.sort { $0.firstSequence < $1.firstSequence }
         let target = configuration.historyMemoryBytesMax / 10 * 9
+        if resident <= configuration.historyMemoryBytesMax && historySpillQueue.isEmpty { return 0 }
+        if resident <= target { historySpillQueue = []; return 0 }
+        if historySpillQueue.isEmpty {
+            var candidates: [(ledger: EventLedger, page: Int, firstSequence: UInt64)] = []
+            for ledger in ledgers.values {
+                for candidate in ledger.historySpillCandidates() { candidates.append((ledger, candidate.page, candidate.firstSequence)) }
+            }
+            candidates.sort { $0.firstSequence > $1.firstSequence }  // oldest last: popped first
+            historySpillQueue = candidates.map { ($0.ledger, $0.page) }
+        }
         var spilled = 0
-        for candidate in candidates where resident > target {
+        var bytes = 0
+        while resident > target, bytes < maxBytes, let candidate = historySpillQueue.popLast() {
             if candidate.ledger.spillHistoryPage(candidate.page) {
                 resident -= pageBytes
+                bytes += pageBytes
                 spilled += 1
             }
         }
+        if resident <= target { historySpillQueue = [] }
         return spilled
     }
+    private var historySpillQueue: [(ledger: EventLedger, page: Int)] = []
 
     /// History pages spilled, over all events.
     public var spilledHistoryPageCount: Int {
         ledgers.values.reduce(0) { $0 + ($1.history.pageCount - $1.history.residentPageCount) }
     }
 
-    private func spillDeltasIfOverBudget() -> Int {
-        guard spillStore != nil else { return 0 }
+    private func spillDeltasIfOverBudget(maxBytes: Int) -> (count: Int, bytes: Int) {
+        guard spillStore != nil else { return (0, 0) }
         let stride = MemoryLayout<DeltaRecord>.stride
         var resident = residentDeltaBytes
-        guard resident > configuration.deltaMemoryBytesMax else { return 0 }
-        var candidates: [(ledger: EventLedger, chunk: Int, lastOccurredAt: Int64, recordCount: Int)] = []
-        for ledger in ledgers.values {
-            for candidate in ledger.deltas.spillCandidates() {
-                candidates.append((ledger, candidate.chunk, candidate.lastOccurredAt, candidate.recordCount))
-            }
-        }
-        candidates.sort { $0.lastOccurredAt < $1.lastOccurredAt }
         let target = configuration.deltaMemoryBytesMax / 10 * 9
+        if resident <= configuration.deltaMemoryBytesMax && deltaSpillQueue.isEmpty { return (0, 0) }
+        if resident <= target { deltaSpillQueue = []; return (0, 0) }
+        if deltaSpillQueue.isEmpty {
+            var candidates: [(ledger: EventLedger, chunk: Int, lastOccurredAt: Int64)] = []
+            for ledger in ledgers.values {
+                for candidate in ledger.deltas.spillCandidates() {
+                    candidates.append((ledger, candidate.chunk, candidate.lastOccurredAt))
+                }
+            }
+            candidates.sort { $0.lastOccurredAt > $1.lastOccurredAt }  // oldest last: popped first
+            deltaSpillQueue = candidates.map { ($0.ledger, $0.chunk) }
+        }
         var spilled = 0
-        for candidate in candidates where resident > target {
+        var bytes = 0
+        while resident > target, bytes < maxBytes, let candidate = deltaSpillQueue.popLast() {
+            let before = candidate.ledger.deltas.residentRecordCount
             if candidate.ledger.spillChunk(candidate.chunk) {
-                resident -= candidate.recordCount * stride
+                let freed = (before - candidate.ledger.deltas.residentRecordCount) * stride
+                resident -= freed
+                bytes += freed
                 spilled += 1
             }
         }
-        return spilled
+        if resident <= target { deltaSpillQueue = [] }
+        return (spilled, bytes)
     }
+    private var deltaSpillQueue: [(ledger: EventLedger, chunk: Int)] = []
 
     /// Chunks whose records are spilled, over all events.
     public var spilledChunkCount: Int { ledgers.values.reduce(0) { $0 + $1.deltas.spilledChunkCount } }

@@ -53,6 +53,7 @@ public final class HeadcountServer {
     var http: HTTPServer!
     let decoder: FeedDecoder
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
+    private var spillTimer: UnsafeMutablePointer<uv_timer_t>?
     private var signalHandles: [UnsafeMutablePointer<uv_signal_t>] = []
     private var isStopping = false
     private var exitStatus: Int32 = 0
@@ -229,13 +230,23 @@ public final class HeadcountServer {
             server.housekeeping()
         }, 1_000, 1_000)
         housekeepingTimer = timer
+        // Spilling past the memory budgets runs in slices of ≤ 1 MiB every 50 ms (up to
+        // 20 MiB/s, ahead of what a saturating feed adds): one big spill would hold the loop
+        // for hundreds of milliseconds.
+        let spill = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(loop, spill)
+        spill.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(spill, { timer in
+            let server = Unmanaged<HeadcountServer>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            server.engine.spillIfOverBudget(maxBytes: 1 << 20)
+        }, 50, 50)
+        spillTimer = spill
     }
 
     private func housekeeping() {
         let now = Clock.nowMilliseconds()
         engine.expireIdempotencyKeys(now: now)
         engine.expireStatusChanges(now: now)
-        engine.spillIfOverBudget()
         let preparationFailure = wal.preparationFailure
         if preparationFailure != lastPreparationFailure {
             lastPreparationFailure = preparationFailure
@@ -324,6 +335,10 @@ public final class HeadcountServer {
         if let timer = housekeepingTimer {
             uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
             housekeepingTimer = nil
+        }
+        if let timer = spillTimer {
+            uv_close(hc_timer_as_handle(timer)) { handle in handle?.deallocate() }
+            spillTimer = nil
         }
         for handle in signalHandles {
             uv_close(hc_signal_as_handle(handle)) { handle in handle?.deallocate() }
