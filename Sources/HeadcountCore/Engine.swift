@@ -66,6 +66,24 @@ public final class Engine {
         idempotencyKeys.admit(Hash128.hash(id), arrivalMilliseconds: arrivalMilliseconds)
     }
 
+    /// The duplicate-check key of a feed `id` (for `admit(key:…)`).
+    @inlinable
+    public static func admissionKey(id: String) -> Hash128 { Hash128.hash(id) }
+
+    /// Touches the duplicate-check table where these keys live, so that admitting them next
+    /// overlaps their cache misses (a batch's random keys miss the cache one by one otherwise).
+    public func touchAdmissions(_ keys: UnsafeBufferPointer<Hash128>) {
+        var sink: UInt64 = 0
+        for key in keys { sink ^= idempotencyKeys.touch(key) }
+        touchSink = sink
+    }
+    private var touchSink: UInt64 = 0
+
+    /// `admit(id:…)` with the key already computed.
+    public func admit(key: Hash128, arrivalMilliseconds: Int64) -> Bool {
+        idempotencyKeys.admit(key, arrivalMilliseconds: arrivalMilliseconds)
+    }
+
     /// Applies an admitted event. `sequence` is its WAL sequence number: strictly increasing,
     /// the arrival order that breaks ties between equal `occurredAt`.
     public func apply(_ event: FeedEvent, sequence: UInt64) {

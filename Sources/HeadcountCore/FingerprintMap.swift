@@ -100,6 +100,18 @@ struct FingerprintMap<Value> {
         }
     }
 
+    /// Loads the key's home slot and returns a word of it: touching the slots of a batch of
+    /// keys first lets their cache misses overlap, instead of one miss per insert in turn.
+    @inline(__always)
+    func touchHomeSlot(_ key: Hash128) -> UInt64 {
+        let key = Self.normalized(key)
+        let shard = shardIndex(of: key)
+        return shards.withUnsafeBufferPointer { shards in
+            let mask = shards[shard].mask
+            return shards[shard].slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: key.low) & mask].low }
+        }
+    }
+
     subscript(key: Hash128) -> Value? {
         let key = Self.normalized(key)
         let shard = shardIndex(of: key)

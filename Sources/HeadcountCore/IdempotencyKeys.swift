@@ -20,6 +20,10 @@ struct IdempotencyKeys {
     /// Whether a sweep is under way (more calls to `expire` will continue it).
     var isSweeping: Bool { sweep != nil }
 
+    /// Loads the key's slot (see `FingerprintMap.touchHomeSlot`).
+    @inline(__always)
+    func touch(_ key: Hash128) -> UInt64 { arrivals.touchHomeSlot(key) }
+
     /// True and remembered if the key is new; false for a duplicate.
     @inline(__always)
     mutating func admit(_ key: Hash128, arrivalMilliseconds: Int64) -> Bool {

@@ -55,8 +55,12 @@ final class FeedIntake {
 
     /// Decodes a body (the server's decoder and its limits).
     var decode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)!
-    /// Admits one event: true if new (and then it must be submitted), false if a duplicate.
-    var admit: ((FeedEvent, Int64) -> Bool)!
+    /// Admits one event by its duplicate-check key (`Engine.admissionKey(id:)`): true if new
+    /// (and then it must be submitted), false if a duplicate.
+    var admit: ((Hash128, Int64) -> Bool)!
+    /// Touches the duplicate-check table for a step's keys before they are admitted.
+    var touch: ((UnsafeBufferPointer<Hash128>) -> Void)?
+    private var stepKeys: [Hash128] = []
     /// Submits an admitted event to the group commit.
     var submit: ((FeedEvent, Int64) -> Void)!
     /// A request is fully admitted: answer it once its events are durable.
@@ -112,12 +116,21 @@ final class FeedIntake {
             }
             let items = job.items!
             let end = min(job.next + stepEvents, items.count)
+            // Keys first, and their table slots touched together (their cache misses overlap),
+            // then the admissions.
+            stepKeys.removeAll(keepingCapacity: true)
+            for index in job.next..<end {
+                if case .event(let event) = items[index] { stepKeys.append(Engine.admissionKey(id: event.id)) } else { stepKeys.append(Hash128(low: 0, high: 0)) }
+            }
+            if let touch { stepKeys.withUnsafeBufferPointer { touch($0) } }
+            var step = 0
             while job.next < end {
+                defer { step += 1 }
                 switch items[job.next] {
                 case .event(let event):
                     if let problem = WALRecord.encodingProblem(of: event) {
                         job.rejections.append((job.next, event.id, problem))
-                    } else if admit(event, job.arrivalMilliseconds) {
+                    } else if admit(stepKeys[step], job.arrivalMilliseconds) {
                         submit(event, job.arrivalMilliseconds)
                         job.accepted += 1
                     } else {

@@ -94,7 +94,8 @@ public final class HeadcountServer {
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
         intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
-        intake.admit = { [unowned self] event, arrival in self.engine.admit(id: event.id, arrivalMilliseconds: arrival) }
+        intake.admit = { [unowned self] key, arrival in self.engine.admit(key: key, arrivalMilliseconds: arrival) }
+        intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
         intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
         intake.failed = { job, error in job.respond(error.response(requestId: job.requestId)) }
