@@ -97,7 +97,7 @@ let package = Package(
         .target(name: "HeadcountTestSupport", dependencies: ["HeadcountCore"], path: "Tests/HeadcountTestSupport"),
         .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
-        .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore"]),
+        .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore"]),
         .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"],
                     exclude: ["python"]),

@@ -332,22 +332,7 @@ func walBenchmarks() {
                      "bulk replay differs from per-event apply for \(eventId) at \(instant)")
     }
     // Snapshots: equal but for the order of the idempotency keys (the tables differ in size).
-    func canonical(_ snapshot: [UInt8]) -> [UInt8] {
-        var offset = 9
-        var keyCount = 0
-        var shift = 0
-        while true {
-            let byte = snapshot[offset]
-            offset += 1
-            keyCount |= Int(byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80 { break }
-        }
-        let keys = (0..<keyCount).map { Array(snapshot[(offset + $0 * 24)..<(offset + $0 * 24 + 24)]) }
-            .sorted { $0.lexicographicallyPrecedes($1) }
-        return Array(snapshot[..<offset]) + keys.flatMap { $0 } + Array(snapshot[(offset + keyCount * 24)...])
-    }
-    precondition(canonical(restarted.encodeSnapshot()) == canonical(perEvent.encodeSnapshot()), "bulk replay's snapshot differs")
+    precondition(canonicalSnapshot(restarted) == canonicalSnapshot(perEvent), "bulk replay's snapshot differs")
 }
 
 walBenchmarks()

@@ -41,24 +41,6 @@ func applyOnline(_ deliveries: [(event: FeedEvent, arrival: Int64)], configurati
     return (engine, log)
 }
 
-/// The snapshot bytes with the idempotency keys sorted (their order follows the table's
-/// layout, which depends on its size).
-func canonicalSnapshot(_ engine: Engine) -> [UInt8] {
-    let snapshot = engine.encodeSnapshot()
-    var offset = 9
-    var keyCount = 0
-    var shift = 0
-    while true {
-        let byte = snapshot[offset]
-        offset += 1
-        keyCount |= Int(byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80 { break }
-    }
-    let keys = (0..<keyCount).map { Array(snapshot[(offset + $0 * 24)..<(offset + $0 * 24 + 24)]) }
-        .sorted { $0.lexicographicallyPrecedes($1) }
-    return Array(snapshot[..<offset]) + keys.flatMap { $0 } + Array(snapshot[(offset + keyCount * 24)...])
-}
 
 /// The first difference between two engines, or nil.
 func engineDifference(_ expected: Engine, _ actual: Engine, log: [LoggedEvent], eventIds: [String]) -> String? {

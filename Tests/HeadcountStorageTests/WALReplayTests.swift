@@ -1,5 +1,6 @@
 import Foundation
 import HeadcountCore
+import HeadcountTestSupport
 @testable import HeadcountStorage
 import XCTest
 
@@ -117,22 +118,6 @@ final class WALReplayTests: XCTestCase {
 
     // MARK: Comparing engines
 
-    static func canonicalSnapshot(_ engine: Engine) -> [UInt8] {
-        let snapshot = engine.encodeSnapshot()
-        var offset = 9
-        var keyCount = 0
-        var shift = 0
-        while true {
-            let byte = snapshot[offset]
-            offset += 1
-            keyCount |= Int(byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80 { break }
-        }
-        let keys = (0..<keyCount).map { Array(snapshot[(offset + $0 * 24)..<(offset + $0 * 24 + 24)]) }
-            .sorted { $0.lexicographicallyPrecedes($1) }
-        return Array(snapshot[..<offset]) + keys.flatMap { $0 } + Array(snapshot[(offset + keyCount * 24)...])
-    }
 
     /// The first difference in what the two engines answer, or nil.
     static func difference(_ expected: Engine, _ actual: Engine, events: [FeedEvent]) -> String? {
