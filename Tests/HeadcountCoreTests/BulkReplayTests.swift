@@ -98,12 +98,10 @@ final class BulkReplayTests: XCTestCase {
 
     func testBulkReplayMatchesOnlineApply() throws {
         let configuration = OracleConfiguration.fromEnvironment()
-        let snapshotSpacings = [256, 16, 3, 2]
         var failures = 0
         for (index, (seed, scale)) in configuration.runs.enumerated() {
             let feed = FeedGenerator.generate(seed: seed, scale: scale)
-            var engineConfiguration = EngineConfiguration()
-            engineConfiguration.deltasPerSnapshot = snapshotSpacings[Int(seed % UInt64(snapshotSpacings.count))]
+            let engineConfiguration = OracleConfiguration.engineConfiguration(seed: seed)
             let deliveries = feed.deliveries.map { ($0.event, $0.arrivalMilliseconds) }
             let (online, log) = applyOnline(deliveries, configuration: engineConfiguration)
             let eventIds = feed.eventIds + ["EV-never-seen"]

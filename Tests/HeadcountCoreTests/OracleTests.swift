@@ -17,6 +17,14 @@ import XCTest
 // difference when there is one.
 
 struct OracleConfiguration {
+    /// The engine a seed runs against: `seed % 4` picks `deltasPerSnapshot` 256, 16, 3 or 2.
+    static func engineConfiguration(seed: UInt64) -> EngineConfiguration {
+        let snapshotSpacings = [256, 16, 3, 2]
+        var configuration = EngineConfiguration()
+        configuration.deltasPerSnapshot = snapshotSpacings[Int(seed % UInt64(snapshotSpacings.count))]
+        return configuration
+    }
+
     /// `seed % 4` picks the engine's `deltasPerSnapshot` (256, 16, 3, 2): these cover all four.
     static let fixedSeeds: [UInt64] = [1, 2, 3, 4, 0xC0FFEE]
     /// One bigger feed in the default run (hundreds of tickets per eventId).
@@ -232,12 +240,10 @@ final class OracleTests: XCTestCase {
     func testEngineMatchesReferenceModel() throws {
         try skipEngineIfAsked()
         let configuration = OracleConfiguration.fromEnvironment()
-        let snapshotSpacings = [256, 16, 3, 2]
         var failures = 0
         for (index, (seed, scale)) in configuration.runs.enumerated() {
             let feed = FeedGenerator.generate(seed: seed, scale: scale)
-            var engineConfiguration = EngineConfiguration()
-            engineConfiguration.deltasPerSnapshot = snapshotSpacings[Int(seed % UInt64(snapshotSpacings.count))]
+            let engineConfiguration = OracleConfiguration.engineConfiguration(seed: seed)
             let run = DifferentialRun(feed: feed, candidateName: "Engine(deltasPerSnapshot: \(engineConfiguration.deltasPerSnapshot))",
                                       makeCandidate: { Engine(configuration: engineConfiguration) },
                                       checkEvery: max(25, feed.deliveries.count / 12), sampleCap: 150)

@@ -161,18 +161,6 @@ final class PreallocatedSegmentTests: XCTestCase {
 
     // MARK: Recovery rules
 
-    private func assertCorrupt(_ fileSystem: StorageFileSystem, file: String, offset: Int, _ reasonContains: String,
-                               line: UInt = #line) {
-        XCTAssertThrowsError(try recoverAll(fileSystem: fileSystem), line: line) { error in
-            guard case let WALError.corrupt(errorFile, errorOffset, reason) = error else {
-                return XCTFail("unexpected \(error)", line: line)
-            }
-            XCTAssertEqual(errorFile, file, line: line)
-            XCTAssertEqual(errorOffset, offset, line: line)
-            XCTAssertTrue(reason.contains(reasonContains), reason, line: line)
-        }
-    }
-
     func testZeroHeaderIsNeverARecord() throws {
         // A wholly zero last segment (prepared, renamed, nothing written): no record, removed.
         let fileSystem = SimulatedFileSystem()

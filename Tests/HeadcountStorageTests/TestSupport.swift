@@ -115,3 +115,19 @@ func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> String {
     testCase.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path
 }
+
+/// Recovery of the log at /wal must throw `WALError.corrupt` naming `file` and `offset` (also
+/// in its description), with a reason containing `reasonContains`.
+func assertCorrupt(_ fileSystem: StorageFileSystem, file: String, offset: Int, _ reasonContains: String,
+                   line: UInt = #line) {
+    XCTAssertThrowsError(try recoverAll(fileSystem: fileSystem), line: line) { error in
+        guard case let WALError.corrupt(errorFile, errorOffset, reason) = error else {
+            return XCTFail("unexpected \(error)", line: line)
+        }
+        XCTAssertEqual(errorFile, file, line: line)
+        XCTAssertEqual(errorOffset, offset, line: line)
+        XCTAssertTrue(reason.contains(reasonContains), reason, line: line)
+        let description = "\(error)"
+        XCTAssertTrue(description.contains(file) && description.contains("offset \(offset)"), description, line: line)
+    }
+}

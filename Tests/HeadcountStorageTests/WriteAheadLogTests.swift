@@ -197,20 +197,6 @@ final class WriteAheadLogTests: XCTestCase {
 
     // MARK: Corruption
 
-    private func assertCorrupt(_ fileSystem: StorageFileSystem, file: String, offset: Int, _ reasonContains: String,
-                               line: UInt = #line) {
-        XCTAssertThrowsError(try recoverAll(fileSystem: fileSystem), line: line) { error in
-            guard case let WALError.corrupt(errorFile, errorOffset, reason) = error else {
-                return XCTFail("unexpected \(error)", line: line)
-            }
-            XCTAssertEqual(errorFile, file, line: line)
-            XCTAssertEqual(errorOffset, offset, line: line)
-            XCTAssertTrue(reason.contains(reasonContains), reason, line: line)
-            let description = "\(error)"
-            XCTAssertTrue(description.contains(file) && description.contains("offset \(offset)"), description, line: line)
-        }
-    }
-
     func testFlippedByteInTheMiddleIsCorruption() throws {
         let path = "/wal/wal-00000000000000000001.log"
         let recordStart = encodedBatch(1...4).count
