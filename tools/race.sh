@@ -5,7 +5,7 @@
 # (--fsync on, release build), each on a free loopback port in a temporary directory, then runs
 # interleaved rounds of:
 #   (a) one event per request, no pipelining: headcount-loadgen --batch 1 flat out over C
-#       connections  vs  redis-benchmark -P 1 -c C  HINCRBY counters:E1 validTickets 1
+#       connections driven from one thread (as redis-benchmark drives its clients)  vs  redis-benchmark -P 1 -c C  HINCRBY counters:E1 validTickets 1
 #   (b) batched: headcount-loadgen NDJSON batches (B events per request) flat out
 #       vs  redis-benchmark -P 64 -c C  HINCRBY ...
 #   (c) statistics-query latency for 8 events (GET /v1/event-statistics), at dateTime = now
@@ -222,7 +222,7 @@ for round in $(seq 1 "$ROUNDS"); do
 
     # (a) one event per request
     n1=$(awk -v r="$redis_p1" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 5000) n = 5000; print n }')
-    run_a_hc() { loadgen "a-hc-$round" --flat-out --loop --batch 1 --connections "$CONNS" --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0; }
+    run_a_hc() { loadgen "a-hc-$round" --flat-out --loop --batch 1 --connections "$CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0; }
     run_a_r() { redis_p1=$(redis_bench "a-redis-$round" 1 "$n1"); }
     if (( first_hc )); then run_a_hc; run_a_r; else run_a_r; run_a_hc; fi
     a_hc=$(j '.feed.eventsPerSecondAccepted' "a-hc-$round")

@@ -33,7 +33,7 @@ public struct ServerConfiguration: Sendable {
     public var feedSliceMicroseconds = 250
     /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
     /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
-    public var groupCommitGatherMicroseconds = 150
+    public var groupCommitGatherMicroseconds = 500
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096

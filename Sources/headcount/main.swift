@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Loop time spent on queued feed requests per turn, in microseconds, before queries are served again (applying durable events gets half as much).")
     var feedSliceMicroseconds = 250
     @Option(help: "Longest a WAL flush waits for the requests of clients it just answered, in microseconds (adaptive; 0: off).")
-    var groupCommitGatherMicroseconds = 150
+    var groupCommitGatherMicroseconds = 500
     @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
     var walPreallocate: Switch = .on
     @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
