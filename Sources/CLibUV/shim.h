@@ -3,9 +3,18 @@
 #include <uv.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <sched.h>
 
 /* The calling thread's kernel id (for per-thread priority). */
 static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* Puts the calling thread in the SCHED_IDLE class: it runs only on a core no other thread
+   wants, and is preempted at once when one does. Any thread may lower its own class.
+   0 on success, else -1 and errno. */
+static inline int hc_make_thread_idle_class(void) {
+    struct sched_param param = { 0 };
+    return sched_setscheduler(0, 5 /* SCHED_IDLE (needs _GNU_SOURCE by name) */, &param);
+}
 
 /* Casts between libuv handle types that Swift cannot express directly. */
 static inline uv_handle_t *hc_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }

@@ -17,8 +17,8 @@ import Logging
 /// decoding the next requests meanwhile: a sync takes 0.1–0.5 ms on this kind of disk, and a
 /// query must not wait for one (measured: syncing small flushes on the loop itself gave ~15%
 /// more single-event requests per second but put every sync in front of the queries — p50
-/// 0.9 ms instead of tens of µs). Snapshots are written on the pool on a queue of their own,
-/// so they never hold up the WAL; trimming the WAL after a snapshot runs on the WAL's queue,
+/// 0.9 ms instead of tens of µs). Snapshots are written on a thread of their own in the
+/// SCHED_IDLE class (`IdleWorker`), so they never hold up the WAL nor take the loop's core; trimming the WAL after a snapshot runs on the WAL's queue,
 /// because only one thread at a time may touch the WAL.
 ///
 /// Order matters here (it is what "never loses an acknowledged event" rests on):
@@ -55,8 +55,9 @@ final class FeedCommitter {
             self.committer = committer
         }
 
-        /// Runs on a pool thread. WAL jobs never overlap each other or a synchronous flush;
-        /// snapshot jobs never overlap each other and touch only the snapshot store.
+        /// Runs on a pool thread (WAL jobs) or the snapshot thread. WAL jobs never overlap
+        /// each other or a synchronous flush; snapshot jobs never overlap each other and touch
+        /// only the snapshot store.
         func perform() {
             do {
                 switch kind {
@@ -67,12 +68,8 @@ final class FeedCommitter {
                 case .snapshot:
                     guard let source = snapshotSource else { return }
                     defer { snapshotSource = nil }
-                    // Encoding runs here, off the loop: the source is an immutable copy. At a
-                    // lower priority, so that on a small machine the loop thread keeps its core.
-                    let thread = id_t(hc_gettid())
-                    let priority = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
-                    setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, 10)
-                    defer { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, priority) }
+                    // Encoding runs here, off the loop (on the idle-class snapshot thread):
+                    // the source is an immutable copy.
                     try snapshots.write(sequence: source.lastAppliedSequence, payload: source.encode())
                 }
             } catch {
@@ -196,6 +193,8 @@ final class FeedCommitter {
             uv_idle_stop(idle)
             uv_close(hc_idle_as_handle(idle)) { handle in handle?.deallocate() }
         }
+        snapshotWorker?.close()
+        snapshotWorker = nil
         if let gather = gatherHandle {
             gatherHandle = nil
             uv_idle_stop(gather)
@@ -366,8 +365,12 @@ final class FeedCommitter {
         isSnapshotJobRunning = true
         let job = Job(kind: .snapshot(sequence: source.lastAppliedSequence), wal: wal, snapshots: snapshots, committer: self)
         job.snapshotSource = source
-        queue(job)
+        let worker = snapshotWorker ?? IdleWorker(loop: loop, name: "headcount-snapshot")
+        snapshotWorker = worker
+        worker.submit({ job.perform() }, then: { [weak self] in self?.jobCompleted(job) })
     }
+    /// The thread snapshots are encoded and written on (created at the first snapshot).
+    private var snapshotWorker: IdleWorker?
 
     private func queue(_ job: Job) {
         let request = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)

@@ -34,7 +34,10 @@ public enum SnapshotError: Error, CustomStringConvertible, Equatable {
 /// (Checked by `SnapshotStoreTests.testWorkedExampleBytes`; also in docs/FORMATS.md.)
 ///
 /// ## Writing
-/// Temp file `snapshot-<sequence>.snap.tmp` → fsync → rename → fsync directory: a crash
+/// Temp file `snapshot-<sequence>.snap.tmp` (written in `syncEveryBytes` pieces, each synced
+/// before the next is written, so that a snapshot of hundreds of megabytes never sits dirty in
+/// the page cache in front of the WAL's next fsync: the device flush every acknowledgement
+/// waits for would write it all first) → fsync → rename → fsync directory: a crash
 /// leaves either the old set of snapshots or the new one, plus perhaps a temp file that
 /// `loadNewest` ignores and the next `write` removes. Then all but the newest
 /// `retainedCount` snapshots are deleted.
@@ -55,11 +58,16 @@ public final class SnapshotStore: @unchecked Sendable {
     public static let formatVersion: UInt32 = 1
     public static let headerByteCount = 36
 
-    public init(directory: String, retainedCount: Int = 2,
+    /// A snapshot file is synced after every this many bytes written.
+    public let syncEveryBytes: Int
+
+    public init(directory: String, retainedCount: Int = 2, syncEveryBytes: Int = 8 << 20,
                 fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
         precondition(retainedCount >= 1, "a snapshot store keeps at least one snapshot")
+        precondition(syncEveryBytes > 0, "syncEveryBytes must be positive")
         self.directory = directory
         self.retainedCount = retainedCount
+        self.syncEveryBytes = syncEveryBytes
         self.fileSystem = fileSystem
         try makeDurableDirectory(directory, on: fileSystem)
     }
@@ -93,7 +101,13 @@ public final class SnapshotStore: @unchecked Sendable {
         do {
             try payload.withUnsafeBytes { bytes in
                 try file.append(SnapshotStore.header(sequence: sequence, payload: bytes))
-                try file.append(bytes)
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(offset + syncEveryBytes, bytes.count)
+                    try file.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                    offset = end
+                    if offset < bytes.count { try file.sync() }
+                }
             }
             try file.sync()
             try file.close()

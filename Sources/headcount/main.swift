@@ -32,7 +32,7 @@ struct Serve: ParsableCommand {
     @Option(help: "How far back dateTime may go, and how long status changes are kept, in days.") var retentionDays = 365
     @Option(help: "How long a feed id is remembered for duplicate detection, in hours.") var idempotencyWindowHours = 168
     @Option(help: "Delta records between two snapshots of an event's counters.") var deltasPerSnapshot = 256
-    @Option(help: "Write an engine snapshot after this many applied events (or a quarter of all events so far, if more).") var snapshotEveryEvents = 1_000_000
+    @Option(help: "Write an engine snapshot after this many applied events (or half of all events so far, if more).") var snapshotEveryEvents = 1_000_000
     @Option(help: "Memory for the delta records behind the counter snapshots, in bytes; older chunks spill to <data-dir>/spill past it.")
     var snapshotMemoryBytes = 512 << 20
     @Option(help: "Memory for ticket histories (kept to re-derive a ticket on a late event), in bytes; the oldest pages spill to <data-dir>/spill past it.")

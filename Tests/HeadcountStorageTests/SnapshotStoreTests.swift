@@ -71,6 +71,32 @@ final class SnapshotStoreTests: XCTestCase {
         XCTAssertEqual(try store.loadNewest()?.sequence, 5)
     }
 
+    /// A big snapshot is written in synced pieces; a crash at any operation of that write
+    /// (create, each piece, each piece's sync, the rename, the directory sync) leaves either
+    /// the old snapshot or the new one whole, never a mix.
+    func testSnapshotWrittenInSyncedPiecesSurvivesACrashAnywhere() throws {
+        let old = payload(5, count: 2_500)
+        let new = payload(9, count: 10_007)   // 11 pieces of 1,000 bytes, the last one short
+        var outcomes: Set<UInt64> = []
+        var operations = 1
+        while true {
+            let fileSystem = SimulatedFileSystem(tearsWrites: true, seed: UInt64(operations))
+            let store = try SnapshotStore(directory: "/data", syncEveryBytes: 1_000, fileSystem: fileSystem)
+            try store.write(sequence: 5, payload: old)
+            fileSystem.crash(afterOperations: operations)
+            let finished = (try? store.write(sequence: 9, payload: new)) != nil
+            fileSystem.crash()
+            let loaded = try XCTUnwrap(try store.loadNewest(), "crash at operation \(operations)")
+            XCTAssertEqual(loaded.payload, loaded.sequence == 5 ? old : new, "crash at operation \(operations)")
+            outcomes.insert(loaded.sequence)
+            if finished { break }
+            operations += 1
+        }
+        // create, 12 appends (the header and 11 pieces), 11 syncs, the rename, the directory sync.
+        XCTAssertGreaterThan(operations, 24, "the write was not split into synced pieces")
+        XCTAssertEqual(outcomes, [5, 9])
+    }
+
     func testFailedWriteLeavesNoTempFile() throws {
         let fileSystem = SimulatedFileSystem()
         let store = try SnapshotStore(directory: "/data", fileSystem: fileSystem)

@@ -1,0 +1,87 @@
+import CLibUV
+import Foundation
+
+/// A thread for storage work that must never take a core from the event loop: engine
+/// snapshots, which re-encode the whole state (seconds at tens of millions of events).
+///
+/// It runs in the SCHED_IDLE class (or at nice 19 where that is refused): it gets only CPU
+/// time that no other thread of the machine wants, and the scheduler preempts it as soon as
+/// the loop, a WAL flush or a load generator wakes. On a 2-core machine under a saturating
+/// feed the snapshot thread at nice 10 on libuv's pool took ~30% of the server's CPU samples
+/// and the loop waited on the run queue behind it. A dedicated thread also keeps the lowered
+/// priority off libuv's pool threads, which a thread cannot raise again without privileges,
+/// and which run the WAL flushes every acknowledgement waits for.
+///
+/// Work runs in submission order; each completion runs afterwards on the loop thread.
+final class IdleWorker {
+    private let condition = NSCondition()
+    private var work: [(run: () -> Void, then: () -> Void)] = []
+    private var finished: [() -> Void] = []
+    private var isStopping = false
+    private var hasThread = false
+    private var async: UnsafeMutablePointer<uv_async_t>?
+    private let name: String
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>, name: String) {
+        self.name = name
+        let handle = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
+        uv_async_init(loop, handle) { handle in
+            Unmanaged<IdleWorker>.fromOpaque(handle!.pointee.data).takeUnretainedValue().runCompletions()
+        }
+        handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        async = handle
+    }
+
+    /// Queues `run` for the thread (started on first use); `then` runs on the loop after it.
+    func submit(_ run: @escaping () -> Void, then: @escaping () -> Void) {
+        condition.lock()
+        work.append((run, then))
+        if !hasThread {
+            hasThread = true
+            let thread = Thread { [self] in self.runThread() }
+            thread.name = name
+            thread.start()
+        }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Stops the thread once its current work is done and closes the loop handle. Call on
+    /// the loop thread, when nothing is pending (completions not yet run are dropped).
+    func close() {
+        condition.lock()
+        isStopping = true
+        let handle = async
+        async = nil
+        condition.broadcast()
+        condition.unlock()
+        if let handle { uv_close(hc_async_as_handle(handle)) { handle in handle?.deallocate() } }
+    }
+
+    private func runThread() {
+        if hc_make_thread_idle_class() != 0 {
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
+        }
+        condition.lock()
+        while true {
+            while work.isEmpty && !isStopping { condition.wait() }
+            if isStopping { break }
+            let item = work.removeFirst()
+            condition.unlock()
+            item.run()
+            condition.lock()
+            finished.append(item.then)
+            // Under the lock: close() cannot free the handle in between.
+            if let async, !isStopping { uv_async_send(async) }
+        }
+        condition.unlock()
+    }
+
+    private func runCompletions() {
+        condition.lock()
+        let ready = finished
+        finished.removeAll()
+        condition.unlock()
+        for completion in ready { completion() }
+    }
+}
