@@ -68,6 +68,8 @@ struct Run: ParsableCommand {
     @Option(help: "Threads driving the feed connections (each polls its share of them; default: one per connection). --threads 1 drives them all from one thread, like redis-benchmark.")
     var threads: Int?
     @Option(help: "Requests in flight per feed connection (1: no pipelining).") var pipeline = 1
+    @Option(help: "Scheduling class of the feed threads: batch (SCHED_BATCH: same CPU share, but waking up never preempts the server or the query threads, as a feed from other machines would not) or normal.")
+    var feedScheduling: FeedScheduling = .batch
     @Option(help: "Seconds cap of the run.") var duration = 30.0
     @Option(help: "Seconds to wait for answers still in flight at the end.") var drainSeconds = 10.0
 
@@ -205,7 +207,12 @@ struct Run: ParsableCommand {
             let threadCount = min(max(self.threads ?? connections, 1), connections)
             for t in 0..<threadCount {
                 let mine = Array(stride(from: t, to: connections, by: threadCount).map { workers[$0] })
-                threads.append(JoinableThread { FeedDriver(workers: mine).run(); feedDone.add(mine.count, ordering: .relaxed) })
+                let batchClass = feedScheduling == .batch
+                threads.append(JoinableThread {
+                    if batchClass { makeThreadBatchClass() }
+                    FeedDriver(workers: mine).run()
+                    feedDone.add(mine.count, ordering: .relaxed)
+                })
             }
         }
         let stopReaders: () -> Bool = { auxStop.load(ordering: .relaxed) || globalStop.load(ordering: .relaxed) }
@@ -443,4 +450,8 @@ struct Summary: Codable {
         out.append(problems == 0 ? "problems   none" : "problems   \(problems) (see the lines marked !)")
         return out.joined(separator: "\n")
     }
+}
+
+enum FeedScheduling: String, ExpressibleByArgument, CaseIterable {
+    case batch, normal
 }

@@ -40,6 +40,17 @@ func tightenTimerSlack() {
     #endif
 }
 
+/// Puts the calling thread in the SCHED_BATCH class: the same CPU share as a normal thread,
+/// but its wake-ups do not preempt the thread on the CPU. For the feed threads, which share
+/// the machine with the server they measure.
+func makeThreadBatchClass() {
+    #if os(Linux)
+    var param = sched_param()
+    param.sched_priority = 0
+    _ = sched_setscheduler(0, 3 /* SCHED_BATCH (named only with _GNU_SOURCE) */, &param)
+    #endif
+}
+
 // ppoll (nanosecond timeouts) and prctl are not exported by the Glibc module without
 // _GNU_SOURCE; look them up once.
 private let libc = dlopen(nil, RTLD_NOW)
