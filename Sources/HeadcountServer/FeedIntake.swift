@@ -27,21 +27,19 @@ final class FeedIntake {
         let body: [UInt8]
         let format: FeedBodyFormat
         let arrivalMilliseconds: Int64
-        let requestId: String
-        let respond: (HTTPResponse) -> Void
+        /// Answers the request (`HeadcountServer.feedAnswered`).
+        let responder: HTTPResponder
         var items: [FeedItem]?
         var next = 0
         var accepted = 0
         var duplicates = 0
         var rejections: [(index: Int, id: String?, error: String)] = []
 
-        init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, requestId: String,
-             respond: @escaping (HTTPResponse) -> Void) {
+        init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, responder: HTTPResponder) {
             self.body = body
             self.format = format
             self.arrivalMilliseconds = arrivalMilliseconds
-            self.requestId = requestId
-            self.respond = respond
+            self.responder = responder
         }
     }
 
