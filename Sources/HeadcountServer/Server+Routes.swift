@@ -119,13 +119,25 @@ extension HeadcountServer: HTTPRequestHandler {
     /// A queued feed request is fully admitted: count it, and answer it once its events are
     /// durable and applied.
     func feedRequestAdmitted(_ job: FeedIntake.Job) {
-        var writer = JSONWriter(capacity: 64 + 96 * job.rejections.count)
+        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
+        let body: [UInt8]
+        if job.rejections.isEmpty && job.accepted < FeedAnswerBodies.countLimit && job.duplicates < FeedAnswerBodies.countLimit {
+            body = FeedAnswerBodies.common[job.accepted * FeedAnswerBodies.countLimit + job.duplicates]
+        } else {
+            body = HeadcountServer.feedAnswerBody(accepted: job.accepted, duplicates: job.duplicates, rejections: job.rejections)
+        }
+        committer.whenDurable(through: committer.lastAssignedSequence, answer: FeedAnswer(responder: job.responder, body: body))
+    }
+
+    /// The feed's 200 body: `{"accepted":N,"duplicates":N,"rejected":[...]}`.
+    static func feedAnswerBody(accepted: Int, duplicates: Int, rejections: [(index: Int, id: String?, error: String)]) -> [UInt8] {
+        var writer = JSONWriter(capacity: 64 + 96 * rejections.count)
         writer.beginObject()
-        writer.key("accepted"); writer.int(Int64(job.accepted))
-        writer.key("duplicates"); writer.int(Int64(job.duplicates))
+        writer.key("accepted"); writer.int(Int64(accepted))
+        writer.key("duplicates"); writer.int(Int64(duplicates))
         writer.key("rejected")
         writer.beginArray()
-        for rejection in job.rejections {
+        for rejection in rejections {
             writer.beginObject()
             writer.key("index"); writer.int(Int64(rejection.index))
             writer.key("id"); if let id = rejection.id { writer.string(id) } else { writer.null() }
@@ -134,16 +146,15 @@ extension HeadcountServer: HTTPRequestHandler {
         }
         writer.endArray()
         writer.endObject()
-        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
+        return writer.bytes
+    }
 
-        let body = writer.bytes
-        let responder = job.responder
-        committer.whenDurable(through: committer.lastAssignedSequence) { [unowned self] failure in
-            if let failure {
-                self.feedAnswered(APIError.storageUnavailable(failure).response(requestId: responder.requestId), responder)
-            } else {
-                self.feedAnswered(HTTPResponse(status: 200, contentType: .json, body: body), responder)
-            }
+    /// Sends a feed answer once its events are durable, or the 503 if storage failed.
+    func feedAnswerDurable(_ answer: FeedAnswer, failure: String?) {
+        if let failure {
+            feedAnswered(APIError.storageUnavailable(failure).response(requestId: answer.responder.requestId), answer.responder)
+        } else {
+            feedAnswered(HTTPResponse(status: 200, contentType: .json, body: answer.body), answer.responder)
         }
     }
 
@@ -277,6 +288,15 @@ extension HeadcountServer: HTTPRequestHandler {
         page.writeJSON(into: &writer)
         metrics.recordQuery()
         respond(HTTPResponse(status: 200, contentType: .json, body: writer.bytes))
+    }
+}
+
+/// The feed bodies of requests without rejections and few events, made once and shared (the
+/// one-event request's answer costs no allocation).
+enum FeedAnswerBodies {
+    static let countLimit = 16
+    static let common: [[UInt8]] = (0..<(countLimit * countLimit)).map { index in
+        HeadcountServer.feedAnswerBody(accepted: index / countLimit, duplicates: index % countLimit, rejections: [])
     }
 }
 

@@ -98,6 +98,7 @@ public final class HeadcountServer {
         intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
         intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
+        committer.answerWhenDurable = { [unowned self] answer, failure in self.feedAnswerDurable(answer, failure: failure) }
         intake.failed = { [unowned self] job, error in
             self.feedAnswered(error.response(requestId: job.responder.requestId), job.responder)
         }

@@ -186,3 +186,17 @@ final class HTTPHeadBytesLiveTests: XCTestCase {
         XCTAssertEqual(connection.request("GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n")?.text, "GET /  ")
     }
 }
+
+final class FeedAnswerBodyTests: XCTestCase {
+    func testSharedBodiesAreTheWrittenOnes() {
+        let limit = FeedAnswerBodies.countLimit
+        for accepted in 0..<limit {
+            for duplicates in 0..<limit {
+                XCTAssertEqual(String(decoding: FeedAnswerBodies.common[accepted * limit + duplicates], as: UTF8.self),
+                               #"{"accepted":\#(accepted),"duplicates":\#(duplicates),"rejected":[]}"#)
+            }
+        }
+        XCTAssertEqual(String(decoding: HeadcountServer.feedAnswerBody(accepted: 1, duplicates: 0, rejections: [(2, nil, "bad")]), as: UTF8.self),
+                       #"{"accepted":1,"duplicates":0,"rejected":[{"index":2,"id":null,"error":"bad"}]}"#)
+    }
+}
