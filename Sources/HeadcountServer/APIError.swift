@@ -66,6 +66,8 @@ enum APIError: Error, Equatable {
         }
     }
 
+    func response(requestId: HTTPRequestId) -> HTTPResponse { response(requestId: requestId.description) }
+
     func response(requestId: String) -> HTTPResponse {
         var response = ErrorResponse.make(status: status, code: code, message: message, requestId: requestId)
         switch self {

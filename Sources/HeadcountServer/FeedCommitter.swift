@@ -113,7 +113,9 @@ final class FeedCommitter {
     private var inFlightEvents: [(event: FeedEvent, sequence: UInt64)] = []
     private var pendingSnapshot: EngineSnapshotSource?
     private var isTrimPending = false
-    private var waiters: Deque<(sequence: UInt64, completion: (String?) -> Void)> = []
+    /// Feed answers waiting for their events to be durable, by sequence: values, not closures
+    /// (no allocation per request), given to `answerWhenDurable` in order.
+    private var waiters: Deque<(sequence: UInt64, answer: FeedAnswer)> = []
     private var isWALJobRunning = false
     private var isSnapshotJobRunning = false
     private(set) var failure: String?
@@ -128,6 +130,8 @@ final class FeedCommitter {
     var batchApplied: (() -> Void)?
     /// Whether no feed request is waiting to be admitted (then a small flush may sync on the loop).
     var isFeedQueueEmpty: (() -> Bool)?
+    /// Sends a feed answer once its events are durable (failure nil) or storage failed; set by the server.
+    var answerWhenDurable: ((FeedAnswer, _ failure: String?) -> Void)?
     /// Called once when storage fails: the server stops.
     var storageFailed: ((String) -> Void)?
     /// Figures for metrics.
@@ -219,13 +223,13 @@ final class FeedCommitter {
     /// The highest sequence assigned so far.
     var lastAssignedSequence: UInt64 { nextSequence - 1 }
 
-    /// Calls `completion` (nil = durable, else the storage failure) once every sequence up to
-    /// `sequence` is durable; at once if it already is.
-    func whenDurable(through sequence: UInt64, _ completion: @escaping (String?) -> Void) {
-        if let failure { completion(failure); return }
-        if sequence <= durableSequence { completion(nil); return }
+    /// Gives `answer` to `answerWhenDurable` (failure nil = durable, else the storage failure)
+    /// once every sequence up to `sequence` is durable; at once if it already is.
+    func whenDurable(through sequence: UInt64, answer: FeedAnswer) {
+        if let failure { answerWhenDurable?(answer, failure); return }
+        if sequence <= durableSequence { answerWhenDurable?(answer, nil); return }
         if sequence > inFlightEvents.last?.sequence ?? durableSequence { requestsSinceFlush += 1 }
-        waiters.append((sequence, completion))
+        waiters.append((sequence, answer))
     }
 
     /// Queues an engine snapshot (every event up to its sequence applied).
@@ -342,7 +346,7 @@ final class FeedCommitter {
         }
         while let first = waiters.first, first.sequence <= durableSequence {
             waiters.removeFirst()
-            first.completion(nil)
+            answerWhenDurable?(first.answer, nil)
         }
         guard let idle = idleHandle else { return }
         if unapplied.isEmpty {
@@ -411,7 +415,14 @@ final class FeedCommitter {
         failure = reason
         logger.critical("storage failed; acknowledged events are safe, pending ones are not acknowledged",
                         metadata: ["error": "\(reason)"])
-        while let waiter = waiters.popFirst() { waiter.completion(reason) }
+        while let waiter = waiters.popFirst() { answerWhenDurable?(waiter.answer, reason) }
         storageFailed?(reason)
     }
+}
+
+/// A feed request's answer, held until its events are durable.
+struct FeedAnswer {
+    let responder: HTTPResponder
+    /// The 200 body.
+    let body: [UInt8]
 }

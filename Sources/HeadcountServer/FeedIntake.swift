@@ -22,26 +22,25 @@ import HeadcountStorage
 /// slice ran. Backpressure is per connection: a connection's pipelined requests count
 /// against its limit until answered, so the queue holds at most connections × pipeline.
 final class FeedIntake {
-    /// One queued feed request.
-    final class Job {
-        let body: [UInt8]
+    /// One queued feed request (a value: the queue holds it, the slice takes it out to work on).
+    struct Job {
+        /// Emptied once decoded, so the connection can reuse its buffer.
+        var body: [UInt8]
         let format: FeedBodyFormat
         let arrivalMilliseconds: Int64
-        let requestId: String
-        let respond: (HTTPResponse) -> Void
+        /// Answers the request (`HeadcountServer.feedAnswered`).
+        let responder: HTTPResponder
         var items: [FeedItem]?
         var next = 0
         var accepted = 0
         var duplicates = 0
         var rejections: [(index: Int, id: String?, error: String)] = []
 
-        init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, requestId: String,
-             respond: @escaping (HTTPResponse) -> Void) {
+        init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, responder: HTTPResponder) {
             self.body = body
             self.format = format
             self.arrivalMilliseconds = arrivalMilliseconds
-            self.requestId = requestId
-            self.respond = respond
+            self.responder = responder
         }
     }
 
@@ -99,18 +98,18 @@ final class FeedIntake {
     private func runSlice() {
         let deadline = uv_hrtime() &+ sliceNanoseconds
         repeat {
-            guard let job = queue.first else { break }
+            // Taken out while worked on (moved, not copied), put back if not finished.
+            guard var job = queue.popFirst() else { break }
             if job.items == nil {
                 switch decode(job.body, job.format) {
-                case .success(let items): job.items = items
+                case .success(let items):
+                    job.items = items
+                    job.body = []
+                    queue.prepend(job)
                 case .failure(.invalidJSON(let detail)):
-                    queue.removeFirst()
                     failed(job, .invalidJSON(detail))
-                    continue
                 case .failure(.tooManyEvents(let limit)):
-                    queue.removeFirst()
                     failed(job, .tooManyEvents(limit: limit))
-                    continue
                 }
                 continue  // look at the clock after a decode
             }
@@ -142,8 +141,9 @@ final class FeedIntake {
                 job.next += 1
             }
             if job.next == items.count {
-                queue.removeFirst()
                 finished(job)
+            } else {
+                queue.prepend(job)
             }
         } while uv_hrtime() < deadline
         if queue.isEmpty, let idle = idleHandle {

@@ -6,52 +6,56 @@ import Logging
 /// Routing and the endpoints. Checks run in one order everywhere: the key (401), the
 /// parameters (400), the key's rights (403), then existence (404).
 extension HeadcountServer: HTTPRequestHandler {
+    /// Routes on the path's bytes. No closure, String or object is made for a request that
+    /// succeeds (the feed's hot path); the endpoints get non-escaping `respond` and `fail`.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        let path = request.path
-        let respond: (HTTPResponse) -> Void = { [unowned self] response in
-            self.metrics.recordResponse(status: response.status)
-            if response.status >= 400 {
-                self.logger.info("request failed", metadata: [
-                    "requestId": "\(request.requestId)", "method": "\(request.method)", "path": "\(path)",
-                    "status": "\(response.status)",
-                ])
-            }
-            responder.respond(response)
+        func respond(_ response: HTTPResponse) {
+            send(response, to: responder, method: request.method, path: request.path)
         }
-        let fail: (APIError) -> Void = { error in respond(error.response(requestId: request.requestId)) }
+        func fail(_ error: APIError) { respond(error.response(requestId: request.requestId)) }
 
-        switch path {
-        case "/healthz":
+        if request.pathEquals("/v1/feed") {
+            guard request.method == .post else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "POST")) }
+            handleFeed(request, responder: responder, fail: fail)
+        } else if request.pathEquals("/v1/event-statistics") {
+            guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
+            handleEventStatistics(request, respond: respond, fail: fail)
+        } else if request.pathEquals("/healthz") {
             guard request.method == .get || request.method == .head else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
-            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(#"{"status":"ok"}"#.utf8)))
-        case "/metrics":
+            respond(HTTPResponse(status: 200, contentType: .json, body: Array(#"{"status":"ok"}"#.utf8)))
+        } else if request.pathEquals("/metrics") {
             guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
             metrics.update(server: self)
             respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                  body: registry.emitToBuffer()))
-        case "/v1/feed":
-            guard request.method == .post else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "POST")) }
-            handleFeed(request, respond: respond, fail: fail)
-        case "/v1/event-statistics":
+        } else if request.pathHasPrefix("/events/") {
             guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
-            handleEventStatistics(request, respond: respond, fail: fail)
-        default:
-            if path.hasPrefix("/events/") {
-                guard request.method == .get else { return fail(.methodNotAllowed(method: "\(request.method)", allowed: "GET")) }
-                handleStatusChanges(request, respond: respond, fail: fail)
-            } else {
-                fail(.routeNotFound(path))
-            }
+            handleStatusChanges(request, respond: respond, fail: fail)
+        } else {
+            fail(.routeNotFound(request.path))
         }
     }
 
+    /// Counts a response and sends it; a failure is logged with the request's method and path
+    /// (made into Strings only then).
+    func send(_ response: HTTPResponse, to responder: HTTPResponder, method: HTTPMethod, path: @autoclosure () -> String) {
+        metrics.recordResponse(status: response.status)
+        if response.status >= 400 {
+            logger.info("request failed", metadata: [
+                "requestId": "\(responder.requestId.description)", "method": "\(method)", "path": "\(path())",
+                "status": "\(response.status)",
+            ])
+        }
+        responder.respond(response)
+    }
+
     private func authenticate(_ request: HTTPRequest) -> Result<KeyStore.Principal, APIError> {
-        keys.authenticate(authorization: request.headers["authorization"])
+        keys.authenticate(authorizationBytes: request.headers.value("authorization"))
     }
 
     // MARK: - POST /v1/feed
 
-    private func handleFeed(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+    private func handleFeed(_ request: HTTPRequest, responder: HTTPResponder, fail: (APIError) -> Void) {
         let principal: KeyStore.Principal
         switch authenticate(request) {
         case .success(let value): principal = value
@@ -61,30 +65,79 @@ extension HeadcountServer: HTTPRequestHandler {
         guard isAcceptingFeed else { return fail(.shuttingDown) }
 
         let format: FeedBodyFormat
-        let contentType = (request.headers["content-type"] ?? "")
-            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingHTTPWhitespace.lowercased() } ?? ""
-        switch contentType {
-        case "application/json": format = .json
-        case "", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines": format = .ndjson
-        default: return fail(.unsupportedMediaType(contentType))
+        switch HeadcountServer.feedBodyFormat(contentType: request.headers.value("content-type")) {
+        case .success(let value): format = value
+        case .failure(let error): return fail(error)
         }
 
         // Decoding, the duplicate check and the WAL encoding run in time slices (FeedIntake),
         // so that queries are answered between them.
         intake.enqueue(FeedIntake.Job(body: request.body, format: format, arrivalMilliseconds: Clock.nowMilliseconds(),
-                                      requestId: request.requestId, respond: respond))
+                                      responder: responder))
+    }
+
+    /// The body format a feed request's Content-Type names (SPEC: JSON or NDJSON; none means
+    /// NDJSON), or the 415 for another media type.
+    ///
+    /// The media type is the first non-empty `;`-separated part, trimmed, compared without
+    /// case. A value of printable ASCII that names a supported type is read from its bytes;
+    /// anything else takes the String path (which makes the error message).
+    static func feedBodyFormat(contentType value: ArraySlice<UInt8>?) -> Result<FeedBodyFormat, APIError> {
+        if let value, let format = feedBodyFormatFromASCII(value) { return .success(format) }
+        let contentType = String(decoding: value ?? [], as: UTF8.self)
+            .split(separator: ";", maxSplits: 1).first.map { $0.trimmingHTTPWhitespace.lowercased() } ?? ""
+        switch contentType {
+        case "application/json": return .success(.json)
+        case "", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines": return .success(.ndjson)
+        default: return .failure(.unsupportedMediaType(contentType))
+        }
+    }
+
+    /// The format of a printable-ASCII Content-Type naming a supported type; nil otherwise.
+    private static func feedBodyFormatFromASCII(_ value: ArraySlice<UInt8>) -> FeedBodyFormat? {
+        for byte in value where !(byte >= 0x20 && byte < 0x7F) && byte != 0x09 { return nil }
+        // The first non-empty part between semicolons (as `split` omitting empty parts finds it).
+        var start = value.startIndex
+        var end = start
+        while true {
+            end = value[start...].firstIndex(of: UInt8(ascii: ";")) ?? value.endIndex
+            if end > start || end == value.endIndex { break }
+            start = end + 1
+        }
+        while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
+        while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
+        let mediaType = value[start..<end]
+        if mediaType.equalsIgnoringASCIICase("application/json") { return .json }
+        if mediaType.isEmpty || mediaType.equalsIgnoringASCIICase("application/x-ndjson")
+            || mediaType.equalsIgnoringASCIICase("application/ndjson") || mediaType.equalsIgnoringASCIICase("application/jsonl")
+            || mediaType.equalsIgnoringASCIICase("application/x-jsonlines") {
+            return .ndjson
+        }
+        return nil
     }
 
     /// A queued feed request is fully admitted: count it, and answer it once its events are
     /// durable and applied.
     func feedRequestAdmitted(_ job: FeedIntake.Job) {
-        var writer = JSONWriter(capacity: 64 + 96 * job.rejections.count)
+        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
+        let body: [UInt8]
+        if job.rejections.isEmpty && job.accepted < FeedAnswerBodies.countLimit && job.duplicates < FeedAnswerBodies.countLimit {
+            body = FeedAnswerBodies.common[job.accepted * FeedAnswerBodies.countLimit + job.duplicates]
+        } else {
+            body = HeadcountServer.feedAnswerBody(accepted: job.accepted, duplicates: job.duplicates, rejections: job.rejections)
+        }
+        committer.whenDurable(through: committer.lastAssignedSequence, answer: FeedAnswer(responder: job.responder, body: body))
+    }
+
+    /// The feed's 200 body: `{"accepted":N,"duplicates":N,"rejected":[...]}`.
+    static func feedAnswerBody(accepted: Int, duplicates: Int, rejections: [(index: Int, id: String?, error: String)]) -> [UInt8] {
+        var writer = JSONWriter(capacity: 64 + 96 * rejections.count)
         writer.beginObject()
-        writer.key("accepted"); writer.int(Int64(job.accepted))
-        writer.key("duplicates"); writer.int(Int64(job.duplicates))
+        writer.key("accepted"); writer.int(Int64(accepted))
+        writer.key("duplicates"); writer.int(Int64(duplicates))
         writer.key("rejected")
         writer.beginArray()
-        for rejection in job.rejections {
+        for rejection in rejections {
             writer.beginObject()
             writer.key("index"); writer.int(Int64(rejection.index))
             writer.key("id"); if let id = rejection.id { writer.string(id) } else { writer.null() }
@@ -93,18 +146,22 @@ extension HeadcountServer: HTTPRequestHandler {
         }
         writer.endArray()
         writer.endObject()
-        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
+        return writer.bytes
+    }
 
-        let body = writer.bytes
-        let requestId = job.requestId
-        let respond = job.respond
-        committer.whenDurable(through: committer.lastAssignedSequence) { failure in
-            if let failure {
-                respond(APIError.storageUnavailable(failure).response(requestId: requestId))
-            } else {
-                respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: body))
-            }
+    /// Sends a feed answer once its events are durable, or the 503 if storage failed.
+    func feedAnswerDurable(_ answer: FeedAnswer, failure: String?) {
+        if let failure {
+            feedAnswered(APIError.storageUnavailable(failure).response(requestId: answer.responder.requestId), answer.responder)
+        } else {
+            feedAnswered(HTTPResponse(status: 200, contentType: .json, body: answer.body), answer.responder)
         }
+    }
+
+    /// Sends a feed request's answer (the request itself is gone by now: its route was
+    /// exactly POST /v1/feed).
+    func feedAnswered(_ response: HTTPResponse, _ responder: HTTPResponder) {
+        send(response, to: responder, method: .post, path: "/v1/feed")
     }
 
     // MARK: - GET /v1/event-statistics
@@ -161,7 +218,7 @@ extension HeadcountServer: HTTPRequestHandler {
         for statistics in answers { statistics.writeJSON(into: &writer) }
         writer.endArray()
         metrics.recordQuery()
-        respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
+        respond(HTTPResponse(status: 200, contentType: .json, body: writer.bytes))
     }
 
     // MARK: - GET /events/{eventKey}/status-changes, /events/{eventKey}/objects/{objectLabel}/status-changes
@@ -224,13 +281,22 @@ extension HeadcountServer: HTTPRequestHandler {
                 return fail(.invalidParameter(parameter, reason: "Invalid \(parameter) \(id): no status change with this id in event \(eventKey)"))
             }
             metrics.recordQuery()
-            respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(#"{"items":[]}"#.utf8)))
+            respond(HTTPResponse(status: 200, contentType: .json, body: Array(#"{"items":[]}"#.utf8)))
             return
         }
         var writer = JSONWriter(capacity: 256 * max(page.items.count, 1))
         page.writeJSON(into: &writer)
         metrics.recordQuery()
-        respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: writer.bytes))
+        respond(HTTPResponse(status: 200, contentType: .json, body: writer.bytes))
+    }
+}
+
+/// The feed bodies of requests without rejections and few events, made once and shared (the
+/// one-event request's answer costs no allocation).
+enum FeedAnswerBodies {
+    static let countLimit = 16
+    static let common: [[UInt8]] = (0..<(countLimit * countLimit)).map { index in
+        HeadcountServer.feedAnswerBody(accepted: index / countLimit, duplicates: index % countLimit, rejections: [])
     }
 }
 

@@ -98,7 +98,10 @@ public final class HeadcountServer {
         intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
         intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
-        intake.failed = { job, error in job.respond(error.response(requestId: job.requestId)) }
+        committer.answerWhenDurable = { [unowned self] answer, failure in self.feedAnswerDurable(answer, failure: failure) }
+        intake.failed = { [unowned self] job, error in
+            self.feedAnswered(error.response(requestId: job.responder.requestId), job.responder)
+        }
         committer.isFeedQueueEmpty = { [unowned self] in self.intake.isEmpty }
 
         var limits = HTTPServerLimits()

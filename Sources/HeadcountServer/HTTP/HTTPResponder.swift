@@ -1,27 +1,26 @@
 /// Answers one request. Call `respond` exactly once, now or later, on the loop thread. Responses of a connection
 /// are written in request order whatever order they complete in. After the connection closed (or on a second
-/// call) `respond` does nothing.
-final class HTTPResponder {
-    private weak var connection: HTTPConnection?
+/// call) `respond` does nothing: the connection only takes a response for a slot that is still pending.
+///
+/// A value, not an object: a request costs no responder allocation. It holds its connection strongly, which
+/// only keeps a closed connection's (small) object alive until the last pending answer is given or dropped.
+struct HTTPResponder {
+    private let connection: HTTPConnection
     private let sequence: UInt64
-    private(set) var hasResponded = false
-    let requestId: String
+    let requestId: HTTPRequestId
 
-    init(connection: HTTPConnection, sequence: UInt64, requestId: String) {
+    init(connection: HTTPConnection, sequence: UInt64, requestId: HTTPRequestId) {
         self.connection = connection
         self.sequence = sequence
         self.requestId = requestId
     }
 
     func respond(_ response: HTTPResponse) {
-        guard !hasResponded else { return }
-        hasResponded = true
-        connection?.complete(sequence: sequence, response: response)
-        connection = nil
+        connection.complete(sequence: sequence, response: response)
     }
 
     /// Convenience: the SPEC §6 error body with this request's id.
     func respondError(status: Int, code: String, message: String) {
-        respond(ErrorResponse.make(status: status, code: code, message: message, requestId: requestId))
+        respond(ErrorResponse.make(status: status, code: code, message: message, requestId: requestId.description))
     }
 }

@@ -34,7 +34,8 @@ final class HTTPServer {
     @exclusivity(unchecked) private(set) var isClosing = false
     @exclusivity(unchecked) private var closeCompletions: [() -> Void] = []
 
-    private let requestIdPrefix: [UInt8]
+    /// Six random base-36 ASCII bytes, packed (`HTTPRequestId.prefix`).
+    private let requestIdPrefix: UInt64
     @exclusivity(unchecked) private var requestCounter: UInt64 = 0
 
     /// "Date: ...\r\n", refreshed by the sweep timer.
@@ -54,7 +55,11 @@ final class HTTPServer {
             // http_parser has its own, process-wide header limit (default 80 KiB); keep it above ours.
             http_parser_set_max_header_size(UInt32(clamping: limits.headerBytesMax + 4096))
         }
-        self.requestIdPrefix = (0..<6).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] }
+        var prefix: UInt64 = 0
+        for index in 0..<6 {
+            prefix |= UInt64(alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))]) << (8 * UInt64(index))
+        }
+        self.requestIdPrefix = prefix
         refreshDateHeader()
     }
 
@@ -262,28 +267,11 @@ final class HTTPServer {
 
     // MARK: Request ids
 
-    /// A short id, unique per process: a random per-server prefix and a base-36 counter
-    /// (at most 15 bytes, so the String needs no heap allocation).
-    func makeRequestId() -> String {
+    /// A short id, unique per process: a random per-server prefix and a counter (numbers;
+    /// formatted in base 36 only when written).
+    func makeRequestId() -> HTTPRequestId {
         requestCounter &+= 1
-        var value = requestCounter
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer -> String in
-            var length = 0
-            for byte in requestIdPrefix { buffer[length] = byte; length += 1 }
-            buffer[length] = UInt8(ascii: "-"); length += 1
-            var digits = 0
-            var probe = value
-            repeat { digits += 1; probe /= 36 } while probe > 0
-            var index = length + digits - 1
-            repeat {
-                let digit = UInt8(value % 36)
-                buffer[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
-                value /= 36
-                index -= 1
-            } while value > 0
-            length += digits
-            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<length]), as: UTF8.self)
-        }
+        return HTTPRequestId(prefix: requestIdPrefix, number: requestCounter)
     }
 
     func countRequest() { requestsTotal += 1 }
