@@ -54,8 +54,6 @@ struct Serve: ParsableCommand {
     @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
     var walLoopSyncBytes = 4096
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
-    @Option(help: "Ask for transparent huge pages for the engine's memory (glibc.malloc.hugetlb=1: the server re-executes itself once with it set). Needs the kernel's THP mode 'always' or 'madvise'.")
-    var hugePages: Switch = .on
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
@@ -79,7 +77,6 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        if hugePages == .on { reexecuteWithHugePages() }
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
@@ -124,27 +121,6 @@ struct Serve: ParsableCommand {
             throw ExitCode(error.exitStatus)
         }
     }
-}
-
-/// The engine's tables are gigabytes of randomly accessed memory: on 4 KiB pages nearly every
-/// lookup also misses the TLB. glibc's malloc asks the kernel for transparent huge pages
-/// (`madvise(MADV_HUGEPAGE)` on its heap and mappings) only if the `glibc.malloc.hugetlb=1`
-/// tunable is set when the process starts, so the server sets it and executes itself again,
-/// once, before doing anything else. Measured on a server restarted from an 11 M-event WAL,
-/// batched feed (docs/BENCHMARKS.md): about 20% more events/s. If the re-execution is not
-/// possible the server simply runs without it.
-private func reexecuteWithHugePages() {
-    let tunable = "glibc.malloc.hugetlb=1"
-    let current = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? ""
-    guard !current.contains("glibc.malloc.hugetlb") else { return }
-    // A marker in case the tunable is dropped (e.g. secure-execution mode): never loop.
-    guard getenv("HEADCOUNT_REEXECUTED") == nil else { return }
-    setenv("GLIBC_TUNABLES", current.isEmpty ? tunable : current + ":" + tunable, 1)
-    setenv("HEADCOUNT_REEXECUTED", "1", 1)
-    execv("/proc/self/exe", CommandLine.unsafeArgv)
-    // Only returns on failure: carry on as we are.
-    if current.isEmpty { unsetenv("GLIBC_TUNABLES") } else { setenv("GLIBC_TUNABLES", current, 1) }
-    unsetenv("HEADCOUNT_REEXECUTED")
 }
 
 Headcount.main()
