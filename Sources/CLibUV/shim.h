@@ -11,6 +11,25 @@ static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
 /* Puts the calling thread in the SCHED_IDLE class: it runs only on a core no other thread
    wants, and is preempted at once when one does. Any thread may lower its own class.
    0 on success, else -1 and errno. */
+/* Asks the scheduler (EEVDF, Linux 6.12+) for a short time slice for the calling thread: a
+   thread with a shorter slice gets an earlier virtual deadline, so when it wakes or its turn
+   comes it runs sooner, at the same CPU share. SCHED_OTHER policy, nice unchanged. 0 on
+   success, else -1 and errno (older kernels ignore the field or refuse: harmless). */
+struct hc_sched_attr {
+    unsigned int size; unsigned int sched_policy; unsigned long long sched_flags;
+    int sched_nice; unsigned int sched_priority;
+    unsigned long long sched_runtime, sched_deadline, sched_period;
+    unsigned int sched_util_min, sched_util_max;
+};
+static inline int hc_set_thread_slice(unsigned long long nanoseconds, int nice) {
+    struct hc_sched_attr attr = { 0 };
+    attr.size = sizeof(attr);
+    attr.sched_policy = 0; /* SCHED_OTHER */
+    attr.sched_nice = nice;
+    attr.sched_runtime = nanoseconds;
+    return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
 static inline int hc_make_thread_idle_class(void) {
     struct sched_param param = { 0 };
     return sched_setscheduler(0, 5 /* SCHED_IDLE (needs _GNU_SOURCE by name) */, &param);

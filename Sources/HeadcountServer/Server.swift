@@ -127,6 +127,15 @@ public final class HeadcountServer {
         print("headcount listening on http://\(hostForURL):\(boundPort)")
         fflush(stdout)
 
+        if configuration.loopTimeSliceMicroseconds > 0 {
+            // The loop thread answers queries between feed slices: when a query arrives while
+            // the loop is waiting for a core (a WAL flush, a load generator), a short EEVDF slice
+            // lets it run sooner, at the same CPU share (docs/ARCHITECTURE.md).
+            if hc_set_thread_slice(UInt64(configuration.loopTimeSliceMicroseconds) * 1000, 0) != 0 {
+                logger.notice("the kernel did not take a time slice for the loop thread (needs Linux 6.12+); running with its default",
+                              metadata: ["errno": "\(errno)"])
+            }
+        }
         uv_run(loop, UV_RUN_DEFAULT)
 
         // The loop ended: every handle is closed and no storage job is in flight.

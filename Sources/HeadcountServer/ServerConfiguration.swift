@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
     /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
     public var groupCommitGatherMicroseconds = 500
+    /// The loop thread's scheduler time slice (EEVDF custom slice), in µs; 0: the kernel's default.
+    public var loopTimeSliceMicroseconds = 100
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096

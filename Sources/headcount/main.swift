@@ -53,6 +53,8 @@ struct Serve: ParsableCommand {
     var walPreallocate: Switch = .on
     @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
     var walLoopSyncBytes = 4096
+    @Option(help: "The loop thread's scheduler time slice, in microseconds (Linux 6.12+: a shorter slice runs it sooner when it waits for a core, at the same CPU share; 0: the kernel's default).")
+    var loopTimeSliceMicroseconds = 100
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -73,6 +75,9 @@ struct Serve: ParsableCommand {
         guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
         guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
         guard (0...(1 << 20)).contains(walLoopSyncBytes) else { throw ValidationError("--wal-loop-sync-bytes must be 0-1048576") }
+        guard loopTimeSliceMicroseconds == 0 || (100...100_000).contains(loopTimeSliceMicroseconds) else {
+            throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -100,6 +105,7 @@ struct Serve: ParsableCommand {
         configuration.feedSliceMicroseconds = feedSliceMicroseconds
         configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
         configuration.walLoopSyncBytes = walLoopSyncBytes
+        configuration.loopTimeSliceMicroseconds = loopTimeSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info

@@ -200,6 +200,7 @@ final class QueryWorker {
 
     func run() {
         tightenTimerSlack()
+        favorWakeUpLatency()
         let client = BlockingClient(endpoint: plan.endpoint)
         var head: [UInt8] = []
         head.append("GET /v1/event-statistics?")
@@ -309,6 +310,7 @@ final class ProbeWorker {
 
     func run() {
         tightenTimerSlack()
+        favorWakeUpLatency()
         let feed = BlockingClient(endpoint: plan.endpoint)
         let reader = BlockingClient(endpoint: plan.endpoint)
         var queryHead: [UInt8] = []
