@@ -12,6 +12,11 @@ public struct Hash128: Hashable, Sendable {
     }
 
     public static func hash(_ text: String) -> Hash128 {
+        // Native strings (the decoder's) hash in place; `var` + `withUTF8` copied the string
+        // (a retain and a release per call, measured at ~2.4% of the loop's CPU in batched ingest).
+        if let hashed = text.utf8.withContiguousStorageIfAvailable({ hash(UnsafeRawBufferPointer($0)) }) {
+            return hashed
+        }
         var text = text
         return text.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
     }

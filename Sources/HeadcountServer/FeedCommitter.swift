@@ -100,9 +100,12 @@ final class FeedCommitter {
     private let logger: Logger
     private var prepareHandle: UnsafeMutablePointer<uv_prepare_t>?
 
-    /// Durable events not yet applied, oldest first, with the flush boundaries among them.
+    /// Durable events not yet applied, oldest first: each flush's array as it was written
+    /// (moved in whole, not copied event by event: a copy retains each event's strings), the
+    /// first one applied from `applyingIndex` on; with the flush boundaries among them.
     /// They are applied a slice per loop turn, so a big batch never holds a query up for long.
-    private var unapplied: Deque<(event: FeedEvent, sequence: UInt64)> = []
+    private var unapplied: Deque<[(event: FeedEvent, sequence: UInt64)]> = []
+    private var applyingIndex = 0
     private var flushBoundaries: Deque<UInt64> = []
     private let applySliceEvents: Int
     /// …and at most this long (the clock is read every 32 events).
@@ -250,7 +253,9 @@ final class FeedCommitter {
             let bytes = takePending()
             let kind = JobKind.flush(bytes: bytes, firstSequence: inFlightEvents.first!.sequence,
                                      lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled)
-            if bytes.count <= loopSyncBytes && (isFeedQueueEmpty?() ?? true) {
+            // Not while a snapshot is being written: its pieces fill the disk queue, and an
+            // fsync behind them took 50–250 ms (a loop turn that long, measured at 19 M events).
+            if bytes.count <= loopSyncBytes && (isFeedQueueEmpty?() ?? true) && !isSnapshotJobRunning {
                 // A small flush is written and synced right here, as Redis does in
                 // `beforeSleep`: no hand-off to a pool thread and back (two thread wake-ups,
                 // which cost more than the fsync itself on a small virtual machine), at the
@@ -322,8 +327,9 @@ final class FeedCommitter {
         lastFlushDoneAt = uv_hrtime()
         flushCount += 1
         bytesFlushed += byteCount
-        unapplied.append(contentsOf: inFlightEvents)
-        inFlightEvents.removeAll(keepingCapacity: true)
+        var flushed: [(event: FeedEvent, sequence: UInt64)] = []
+        swap(&flushed, &inFlightEvents)
+        if !flushed.isEmpty { unapplied.append(flushed) }
         flushBoundaries.append(lastSequence)
         applySlice()
     }
@@ -333,13 +339,26 @@ final class FeedCommitter {
     private func applySlice() {
         var count = 0
         let deadline = uv_hrtime() &+ applySliceNanoseconds
-        while count < applySliceEvents, let (event, sequence) = unapplied.popFirst() {
-            applyDurable?(event, sequence)
-            count += 1
-            if count & 31 == 0 && uv_hrtime() >= deadline { break }
+        var isOutOfTime = false
+        while count < applySliceEvents && !isOutOfTime, let flush = unapplied.first {
+            var index = applyingIndex
+            flush.withUnsafeBufferPointer { events in
+                while index < events.count && count < applySliceEvents {
+                    applyDurable?(events[index].event, events[index].sequence)
+                    index += 1
+                    count += 1
+                    if count & 31 == 0 && uv_hrtime() >= deadline { isOutOfTime = true; break }
+                }
+            }
+            if index == flush.count {
+                unapplied.removeFirst()
+                applyingIndex = 0
+            } else {
+                applyingIndex = index
+            }
         }
         if count > 0 { batchApplied?() }
-        let appliedThrough = unapplied.first.map { $0.sequence - 1 } ?? (flushBoundaries.last ?? durableSequence)
+        let appliedThrough = unapplied.first.map { $0[applyingIndex].sequence - 1 } ?? (flushBoundaries.last ?? durableSequence)
         while let boundary = flushBoundaries.first, boundary <= appliedThrough {
             flushBoundaries.removeFirst()
             durableSequence = boundary
