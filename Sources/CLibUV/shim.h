@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <sched.h>
+#include <sys/prctl.h>
 
 /* The calling thread's kernel id (for per-thread priority). */
 static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
@@ -29,6 +30,9 @@ static inline int hc_set_thread_slice(unsigned long long nanoseconds, int nice) 
     attr.sched_runtime = nanoseconds;
     return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
 }
+
+/* Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it (15 bytes). */
+static inline int hc_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 static inline int hc_make_thread_idle_class(void) {
     struct sched_param param = { 0 };

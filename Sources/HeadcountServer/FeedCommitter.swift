@@ -388,7 +388,7 @@ final class FeedCommitter {
         isSnapshotJobRunning = true
         let job = Job(kind: .snapshot(sequence: source.lastAppliedSequence), wal: wal, snapshots: snapshots, committer: self)
         job.snapshotSource = source
-        let worker = snapshotWorker ?? IdleWorker(loop: loop, name: "headcount-snapshot")
+        let worker = snapshotWorker ?? IdleWorker(loop: loop, name: "hc-snapshot")
         snapshotWorker = worker
         worker.submit({ job.perform() }, then: { [weak self] in self?.jobCompleted(job) })
     }

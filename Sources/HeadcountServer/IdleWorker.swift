@@ -59,6 +59,7 @@ final class IdleWorker {
     }
 
     private func runThread() {
+        _ = hc_set_thread_name(name)
         if hc_make_thread_idle_class() != 0 {
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
         }

@@ -97,6 +97,9 @@ final class ServerProcess {
 
     func client() throws -> TestHTTPClient { try TestHTTPClient(port: port) }
 
+    /// The running server's process id (-1 before `start`).
+    var processIdentifier: Int32 { process?.processIdentifier ?? -1 }
+
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
     func terminate() -> Int32 {

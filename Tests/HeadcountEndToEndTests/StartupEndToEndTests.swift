@@ -26,6 +26,42 @@ final class StartupEndToEndTests: XCTestCase {
         return (process.terminationStatus, stdout, stderr, process)
     }
 
+    /// The scheduling the server asks for, read back from the kernel: the loop thread's
+    /// time slice (`--loop-time-slice-microseconds`) and the snapshot thread's SCHED_IDLE class.
+    func testLoopThreadSliceAndIdleSnapshotThread() throws {
+        let server = try ServerProcess(extraArguments: ["--loop-time-slice-microseconds", "300", "--snapshot-every-events", "1"])
+        try server.start()
+        defer { _ = server.terminate(); server.removeData() }
+        let pid = server.processIdentifier
+        func schedField(_ tid: String, _ name: String) -> String? {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/sched", encoding: .utf8) else { return nil }
+            for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+                return line.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+            return nil
+        }
+        guard let slice = schedField("\(pid)", "se.slice") else {
+            throw XCTSkip("this kernel does not report se.slice (EEVDF custom slices need Linux 6.12+)")
+        }
+        XCTAssertEqual(slice, "300000", "the loop thread's slice in ns")
+
+        // One event, then the next housekeeping tick (1 s) takes a snapshot on its own thread.
+        let client = try server.client()
+        let body = #"{"id":"s1","type":"ticket.created","eventId":"E1","ticketId":"T1","occurredAt":"2026-01-01T10:00:00Z"}"#
+        XCTAssertEqual(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: body).status, 200)
+        var policy: String?
+        let deadline = Date().addingTimeInterval(30)
+        while policy == nil && Date() < deadline {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            for tid in threads {
+                let name = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)) ?? ""
+                if name.hasPrefix("hc-snapshot") { policy = schedField(tid, "policy") }
+            }
+            if policy == nil { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertEqual(policy, "5", "the snapshot thread runs in SCHED_IDLE (policy 5)")
+    }
+
     func testFirstStartWithoutKeysGeneratesAndPrintsThemOnce() throws {
         let directory = NSTemporaryDirectory() + "headcount-keys-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
