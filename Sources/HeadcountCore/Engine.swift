@@ -72,12 +72,14 @@ public final class Engine {
 
     /// Touches the duplicate-check table where these keys live, so that admitting them next
     /// overlaps their cache misses (a batch's random keys miss the cache one by one otherwise).
-    public func touchAdmissions(_ keys: UnsafeBufferPointer<Hash128>) {
+    /// Returns a word of the loaded slots, for the caller to store somewhere it owns: that
+    /// keeps the loads from being optimized away (no state is written here, so the caller
+    /// may be on any thread that holds the table).
+    public func touchAdmissions(_ keys: UnsafeBufferPointer<Hash128>) -> UInt64 {
         var sink: UInt64 = 0
         for key in keys { sink ^= idempotencyKeys.touch(key) }
-        touchSink = sink
+        return sink
     }
-    private var touchSink: UInt64 = 0
 
     /// `admit(id:…)` with the key already computed.
     public func admit(key: Hash128, arrivalMilliseconds: Int64) -> Bool {
@@ -87,16 +89,42 @@ public final class Engine {
     /// Applies an admitted event. `sequence` is its WAL sequence number: strictly increasing,
     /// the arrival order that breaks ties between equal `occurredAt`.
     public func apply(_ event: FeedEvent, sequence: UInt64) {
-        precondition(sequence > lastAppliedSequence, "sequences must increase (\(sequence) after \(lastAppliedSequence))")
-        let ledger = self.ledger(for: event.eventId)
         if event.kind.isTicketOrPass {
             let (argument, device) = event.historyArgument
-            if !ledger.isPublishPending { ledgersPendingPublish.append(ledger) }
-            ledger.apply(kind: event.kind, ticket: Hash128.hash(event.ticketId), occurredAt: event.occurredAt,
-                         sequence: sequence, argument: argument, device: device)
+            applyTicketOrPass(eventId: event.eventId, kind: event.kind, ticket: Hash128.hash(event.ticketId),
+                              occurredAt: event.occurredAt, argument: argument, device: device, sequence: sequence)
         } else {
-            statusChanges.apply(event, sequence: sequence)
+            applyStatusChange(event, sequence: sequence)
         }
+    }
+
+    /// `apply(_:sequence:)` for an event prepared beforehand (`PreparedEvent`), possibly on
+    /// another thread: the same outcome, without touching the event's id strings here.
+    public func apply(_ prepared: PreparedEvent, sequence: UInt64) {
+        if let status = prepared.statusChange {
+            applyStatusChange(status.event, sequence: sequence)
+        } else {
+            applyTicketOrPass(eventId: prepared.eventId, kind: prepared.kind, ticket: prepared.ticketKey,
+                              occurredAt: prepared.occurredAt, argument: prepared.argument, device: prepared.device,
+                              sequence: sequence)
+        }
+    }
+
+    @inline(__always)
+    private func applyTicketOrPass(eventId: String, kind: FeedEventKind, ticket: Hash128, occurredAt: Int64,
+                                   argument: UInt8, device: UInt64, sequence: UInt64) {
+        precondition(sequence > lastAppliedSequence, "sequences must increase (\(sequence) after \(lastAppliedSequence))")
+        let ledger = self.ledger(for: eventId)
+        if !ledger.isPublishPending { ledgersPendingPublish.append(ledger) }
+        ledger.apply(kind: kind, ticket: ticket, occurredAt: occurredAt, sequence: sequence, argument: argument, device: device)
+        lastAppliedSequence = sequence
+        appliedEventCount += 1
+    }
+
+    private func applyStatusChange(_ event: FeedEvent, sequence: UInt64) {
+        precondition(sequence > lastAppliedSequence, "sequences must increase (\(sequence) after \(lastAppliedSequence))")
+        _ = self.ledger(for: event.eventId)  // a seat-only event is known, with zero counters
+        statusChanges.apply(event, sequence: sequence)
         lastAppliedSequence = sequence
         appliedEventCount += 1
     }

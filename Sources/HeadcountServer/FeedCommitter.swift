@@ -1,4 +1,6 @@
+import Atomics
 import CLibUV
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,11 +20,13 @@ import Logging
 /// query must not wait for one (measured: syncing small flushes on the loop itself gave ~15%
 /// more single-event requests per second but put every sync in front of the queries — p50
 /// 0.9 ms instead of tens of µs). Snapshots are written on a thread of their own in the
-/// SCHED_IDLE class (`IdleWorker`), so they never hold up the WAL nor take the loop's core; trimming the WAL after a snapshot runs on the WAL's queue,
+/// SCHED_IDLE class (`WorkerThread`), so they never hold up the WAL nor take the loop's core; trimming the WAL after a snapshot runs on the WAL's queue,
 /// because only one thread at a time may touch the WAL.
 ///
 /// Order matters here (it is what "never loses an acknowledged event" rests on):
-/// 1. events are admitted (duplicate check) and encoded on the loop thread;
+/// 1. events are admitted (duplicate check) and encoded, on the loop thread or the intake
+///    thread (`FeedIntake`), and each step's records appended to the pending buffer under
+///    `pendingLock`;
 /// 2. the bytes are written and synced;
 /// 3. only then are they applied and acknowledged.
 /// A request is answered only when every sequence assigned before its answer was built is
@@ -94,6 +98,12 @@ final class FeedCommitter {
     }
 
     private let loop: UnsafeMutablePointer<uv_loop_t>
+    /// Guards `pendingBytes` and `pendingEvents`: `submit` appends a step's records under it
+    /// on either thread; the loop takes it to take what is pending. Held for a copy, never
+    /// for an admission, so the loop never waits long for it.
+    private let pendingLock = NSLock()
+    /// `pendingEvents.count`, for the loop to look at without the lock.
+    private let pendingEventCount = ManagedAtomic<Int>(0)
     private let wal: WriteAheadLog
     private let snapshots: SnapshotStore
     private let isFsyncEnabled: Bool
@@ -104,7 +114,7 @@ final class FeedCommitter {
     /// (moved in whole, not copied event by event: a copy retains each event's strings), the
     /// first one applied from `applyingIndex` on; with the flush boundaries among them.
     /// They are applied a slice per loop turn, so a big batch never holds a query up for long.
-    private var unapplied: Deque<[(event: FeedEvent, sequence: UInt64)]> = []
+    private var unapplied: Deque<[(event: PreparedEvent, sequence: UInt64)]> = []
     private var applyingIndex = 0
     private var flushBoundaries: Deque<UInt64> = []
     private let applySliceEvents: Int
@@ -112,8 +122,8 @@ final class FeedCommitter {
     private let applySliceNanoseconds: UInt64
     private var idleHandle: UnsafeMutablePointer<uv_idle_t>?
     private var pendingBytes: [UInt8] = []
-    private var pendingEvents: [(event: FeedEvent, sequence: UInt64)] = []
-    private var inFlightEvents: [(event: FeedEvent, sequence: UInt64)] = []
+    private var pendingEvents: [(event: PreparedEvent, sequence: UInt64)] = []
+    private var inFlightEvents: [(event: PreparedEvent, sequence: UInt64)] = []
     private var pendingSnapshot: EngineSnapshotSource?
     private var isTrimPending = false
     /// Feed answers waiting for their events to be durable, by sequence: values, not closures
@@ -128,7 +138,7 @@ final class FeedCommitter {
     private(set) var durableSequence: UInt64
 
     /// Applies durable events (in order) to the engine; set by the server.
-    var applyDurable: ((FeedEvent, UInt64) -> Void)?
+    var applyDurable: ((PreparedEvent, UInt64) -> Void)?
     /// Called after each durable batch is applied (the server publishes live counters).
     var batchApplied: (() -> Void)?
     /// Whether no feed request is waiting to be admitted (then a small flush may sync on the loop).
@@ -210,20 +220,42 @@ final class FeedCommitter {
     }
 
     var isIdle: Bool {
-        !isWALJobRunning && !isSnapshotJobRunning && pendingEvents.isEmpty && pendingSnapshot == nil
+        let isPendingEmpty = pendingEventCount.load(ordering: .acquiring) == 0
+        return !isWALJobRunning && !isSnapshotJobRunning && isPendingEmpty && pendingSnapshot == nil
             && !isTrimPending && waiters.isEmpty && unapplied.isEmpty
     }
 
-    /// Assigns the next sequence to an admitted event and queues it for the next flush.
-    func submit(_ event: FeedEvent, arrivalMilliseconds: Int64) {
+    /// One admission step's records, built by the admitting thread outside any lock.
+    struct Submission {
+        var bytes: [UInt8] = []
+        var events: [(event: PreparedEvent, sequence: UInt64)] = []
+    }
+
+    /// Assigns the next sequence to an admitted event and encodes its WAL record into the
+    /// step's submission. Only the admitting thread calls this (`FeedIntake` admits on one
+    /// thread at a time, handing over through the intake thread's queue), and it owns
+    /// `nextSequence` meanwhile.
+    func add(_ event: FeedEvent, prepared: PreparedEvent, arrivalMilliseconds: Int64, to submission: inout Submission) {
         let sequence = nextSequence
         nextSequence += 1
         WriteAheadLog.encode(WALRecord(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, event: event),
-                             into: &pendingBytes)
-        pendingEvents.append((event, sequence))
+                             into: &submission.bytes)
+        submission.events.append((prepared, sequence))
     }
 
-    /// The highest sequence assigned so far.
+    /// Queues a step's records for the next flush (and empties the submission, keeping its room).
+    func submit(_ submission: inout Submission) {
+        guard !submission.events.isEmpty else { return }
+        pendingLock.lock()
+        pendingBytes.append(contentsOf: submission.bytes)
+        pendingEvents.append(contentsOf: submission.events)
+        pendingEventCount.store(pendingEvents.count, ordering: .releasing)
+        pendingLock.unlock()
+        submission.bytes.removeAll(keepingCapacity: true)
+        submission.events.removeAll(keepingCapacity: true)
+    }
+
+    /// The highest sequence assigned so far (the admitting thread's, as `add`).
     var lastAssignedSequence: UInt64 { nextSequence - 1 }
 
     /// Gives `answer` to `answerWhenDurable` (failure nil = durable, else the storage failure)
@@ -243,13 +275,14 @@ final class FeedCommitter {
 
     /// The loop is about to wait for I/O: flush what this turn accepted.
     private func beforeLoopWaits() {
-        if isGathering && (pendingEvents.isEmpty || failure != nil || isWALJobRunning), let gather = gatherHandle {
+        let pendingCount = pendingEventCount.load(ordering: .acquiring)
+        if isGathering && (pendingCount == 0 || failure != nil || isWALJobRunning), let gather = gatherHandle {
             isGathering = false
             uv_idle_stop(gather)
         }
         guard failure == nil, !isWALJobRunning else { return }
-        if !pendingEvents.isEmpty {
-            if shouldGather() { return }
+        if pendingCount > 0 {
+            if shouldGather(pendingCount: pendingCount) { return }
             let bytes = takePending()
             let kind = JobKind.flush(bytes: bytes, firstSequence: inFlightEvents.first!.sequence,
                                      lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled)
@@ -287,11 +320,11 @@ final class FeedCommitter {
     /// (an idle handle: it does not block) instead of flushing — MySQL's
     /// `binlog_group_commit_sync_delay`, bounded and adaptive: a lone client, whose flush
     /// answered one request, never waits; nor does a large pending batch.
-    private func shouldGather() -> Bool {
+    private func shouldGather(pendingCount: Int) -> Bool {
         guard gatherNanoseconds > 0, let gather = gatherHandle else { return false }
         let target = lastFlushRequests + requestsInFlightAtDone
         let now = uv_hrtime()
-        let wait = requestsSinceFlush < target && pendingEvents.count < applySliceEvents
+        let wait = requestsSinceFlush < target && pendingCount < applySliceEvents
             && now &- lastFlushDoneAt < gatherNanoseconds
         if wait {
             if !isGathering {
@@ -312,11 +345,14 @@ final class FeedCommitter {
     private func takePending() -> [UInt8] {
         requestsInFlight = requestsSinceFlush
         requestsSinceFlush = 0
-        inFlightEvents = pendingEvents
-        pendingEvents.removeAll(keepingCapacity: true)
-        let bytes = pendingBytes
-        pendingBytes = []
-        pendingBytes.reserveCapacity(64 * 1024)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 * 1024)
+        pendingLock.lock()
+        swap(&inFlightEvents, &pendingEvents)
+        swap(&bytes, &pendingBytes)
+        pendingEvents.removeAll(keepingCapacity: true)  // (the last flush's array, already handed on)
+        pendingEventCount.store(0, ordering: .releasing)
+        pendingLock.unlock()
         return bytes
     }
 
@@ -327,7 +363,7 @@ final class FeedCommitter {
         lastFlushDoneAt = uv_hrtime()
         flushCount += 1
         bytesFlushed += byteCount
-        var flushed: [(event: FeedEvent, sequence: UInt64)] = []
+        var flushed: [(event: PreparedEvent, sequence: UInt64)] = []
         swap(&flushed, &inFlightEvents)
         if !flushed.isEmpty { unapplied.append(flushed) }
         flushBoundaries.append(lastSequence)
@@ -388,12 +424,12 @@ final class FeedCommitter {
         isSnapshotJobRunning = true
         let job = Job(kind: .snapshot(sequence: source.lastAppliedSequence), wal: wal, snapshots: snapshots, committer: self)
         job.snapshotSource = source
-        let worker = snapshotWorker ?? IdleWorker(loop: loop, name: "hc-snapshot")
+        let worker = snapshotWorker ?? WorkerThread(loop: loop, name: "hc-snapshot", schedulingClass: .idle)
         snapshotWorker = worker
         worker.submit({ job.perform() }, then: { [weak self] in self?.jobCompleted(job) })
     }
     /// The thread snapshots are encoded and written on (created at the first snapshot).
-    private var snapshotWorker: IdleWorker?
+    private var snapshotWorker: WorkerThread?
 
     private func queue(_ job: Job) {
         let request = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)

@@ -1,22 +1,43 @@
 import CLibUV
+import Foundation
 import DequeModule
 import HeadcountCore
 import HeadcountFeed
 import HeadcountStorage
 
-/// Feed requests are queued when they arrive and worked off in time slices, so that a
-/// statistics query never waits behind a pile of feed batches.
+/// Feed requests are decoded, checked for duplicates and WAL-encoded here, either on the
+/// loop thread in time slices or, for large bodies, on the intake thread beside it.
 ///
-/// One loop thread serves everything. A feed batch of 1,000 events costs about 1 ms to
-/// decode, check for duplicates and encode for the WAL; if it were done as each request was
-/// read, a query arriving beside a few pipelined batches would wait several milliseconds
-/// (measured: p99 26–600 ms under a saturating feed). Instead the read callback only queues
-/// the complete request, and an idle handle (which also keeps the loop from blocking while
-/// work remains) spends at most `sliceNanoseconds` per loop turn on the queue — decoding
-/// the next request, then admitting and encoding its events 64 at a time — before the loop
-/// polls again and answers whatever queries came in. Group commit is unchanged: what the
-/// slices submitted is flushed once per turn (`FeedCommitter`), and a request is answered
-/// when all its events are durable and applied.
+/// **On the loop, in slices.** A feed batch of 1,000 events costs about 1 ms to decode, check
+/// for duplicates and encode for the WAL; if it were done as each request was read, a query
+/// arriving beside a few pipelined batches would wait several milliseconds (measured: p99
+/// 26–600 ms under a saturating feed). So the read callback only queues the complete request,
+/// and an idle handle (which also keeps the loop from blocking while work remains) spends at
+/// most `sliceNanoseconds` per loop turn on the queue — decoding the next request, then
+/// admitting and encoding its events 64 at a time — before the loop polls again and answers
+/// whatever queries came in.
+///
+/// **On the intake thread.** Bodies of at least `threadBodyBytes` go to `hc-intake` (a
+/// `WorkerThread`) instead, which does the same steps, so a batched feed uses both cores:
+/// the loop reads requests, applies durable events and answers queries while the thread
+/// decodes and admits the next batch (on a 2-core machine the loop thread was at 92% of a
+/// core with all of it on the loop). What the thread shares with the loop:
+/// - the engine's duplicate-check table, under `admissionLock`, held for a step's admissions
+///   (the loop takes it only to expire keys, count them or take a snapshot);
+/// - the committer's pending WAL buffer, to which a step's records, encoded outside any lock,
+///   are appended (`FeedCommitter.submit`, a short lock the loop takes to flush);
+/// - the sequence counter, owned by whichever thread admits (see "Order").
+/// Events cross as `PreparedEvent`s, so the loop never touches strings the thread allocated.
+///
+/// **Order.** Requests are admitted in the order they were read, whichever thread admits
+/// them: a request goes to the thread only while the loop's queue is empty, and to the loop
+/// only while the thread has nothing, so the two never admit at the same time and a request
+/// never overtakes an earlier one. A one-event request therefore stays on the loop (no thread
+/// hand-off, which costs two wake-ups) unless a batch is ahead of it on the thread.
+///
+/// Group commit is unchanged: what was submitted is flushed once per loop turn
+/// (`FeedCommitter`), and a request is answered when every sequence assigned up to its last
+/// admission is durable and applied (`Job.throughSequence`).
 ///
 /// A request's arrival time (for the idempotency window) is when it was read, not when its
 /// slice ran. Backpressure is per connection: a connection's pipelined requests count
@@ -35,6 +56,13 @@ final class FeedIntake {
         var accepted = 0
         var duplicates = 0
         var rejections: [(index: Int, id: String?, error: String)] = []
+        /// The last sequence assigned when the job's last event was admitted: its answer
+        /// waits until everything up to here is durable.
+        var throughSequence: UInt64 = 0
+        /// Set on the intake thread when the body failed as a whole.
+        var failure: APIError?
+        /// A word of the duplicate-check slots touched before a step (`Engine.touchAdmissions`).
+        var touchSink: UInt64 = 0
 
         init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, responder: HTTPResponder) {
             self.body = body
@@ -46,39 +74,65 @@ final class FeedIntake {
 
     /// Work per loop turn on the queue (at least one step is always taken).
     let sliceNanoseconds: UInt64
-    /// Events admitted between two looks at the clock.
+    /// Bodies of at least this many bytes go to the intake thread (0: none do).
+    let threadBodyBytes: Int
+    /// Events admitted per step (between two looks at the clock, and per lock hold).
     private let stepEvents = 64
     private var queue: Deque<Job> = []
     private var idleHandle: UnsafeMutablePointer<uv_idle_t>?
     private var isIdleRunning = false
+    private let loop: UnsafeMutablePointer<uv_loop_t>
+    private var worker: WorkerThread?
+    /// Jobs handed to the intake thread whose completion has not yet run on the loop.
+    private var threadJobs = 0
+    private let threadSliceMicroseconds: Int
 
-    /// Decodes a body (the server's decoder and its limits).
+    /// Held around each step's admissions (the duplicate-check table), on either thread.
+    let admissionLock: NSLock
+    /// Decodes a body on the loop (the server's decoder and its limits).
     var decode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)!
+    /// Decodes a body on the intake thread (a decoder of its own, same limits).
+    var threadDecode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)?
     /// Admits one event by its duplicate-check key (`Engine.admissionKey(id:)`): true if new
-    /// (and then it must be submitted), false if a duplicate.
+    /// (and then it must be submitted), false if a duplicate. Called under `admissionLock`.
     var admit: ((Hash128, Int64) -> Bool)!
-    /// Touches the duplicate-check table for a step's keys before they are admitted.
-    var touch: ((UnsafeBufferPointer<Hash128>) -> Void)?
-    private var stepKeys: [Hash128] = []
-    /// Submits an admitted event to the group commit.
-    var submit: ((FeedEvent, Int64) -> Void)!
-    /// A request is fully admitted: answer it once its events are durable.
+    /// Touches the duplicate-check table for a step's keys before they are admitted (under the lock).
+    var touch: ((UnsafeBufferPointer<Hash128>) -> UInt64)?
+    /// Assigns an admitted event its sequence and encodes it into the step's submission
+    /// (`FeedCommitter.add`); then the step is submitted to the group commit (`submit`).
+    var add: ((FeedEvent, PreparedEvent, Int64, inout FeedCommitter.Submission) -> Void)!
+    var submit: ((inout FeedCommitter.Submission) -> Void)!
+    /// The last sequence assigned so far (the admitting thread's).
+    var lastAssignedSequence: (() -> UInt64)!
+    /// A request is fully admitted: answer it once its events are durable. On the loop.
     var finished: ((Job) -> Void)!
-    /// A request's body failed as a whole.
+    /// A request's body failed as a whole. On the loop.
     var failed: ((Job, APIError) -> Void)!
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>, sliceNanoseconds: UInt64) {
+    init(loop: UnsafeMutablePointer<uv_loop_t>, sliceNanoseconds: UInt64, threadBodyBytes: Int = 0,
+         threadSliceMicroseconds: Int = 0, admissionLock: NSLock = NSLock()) {
+        self.loop = loop
         self.sliceNanoseconds = sliceNanoseconds
+        self.threadBodyBytes = threadBodyBytes
+        self.threadSliceMicroseconds = threadSliceMicroseconds
+        self.admissionLock = admissionLock
         let idle = UnsafeMutablePointer<uv_idle_t>.allocate(capacity: 1)
         uv_idle_init(loop, idle)
         idle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         idleHandle = idle
     }
 
-    var isEmpty: Bool { queue.isEmpty }
-    var queuedRequests: Int { queue.count }
+    /// No request is waiting to be admitted, on either thread.
+    var isEmpty: Bool { queue.isEmpty && threadJobs == 0 }
+    var queuedRequests: Int { queue.count + threadJobs }
+    /// Requests handed to the intake thread so far (for metrics and tests).
+    private(set) var threadJobCount = 0
 
     func enqueue(_ job: Job) {
+        // Never both at once: see "Order" above.
+        if threadJobs > 0 || (queue.isEmpty && threadBodyBytes > 0 && threadDecode != nil && job.body.count >= threadBodyBytes) {
+            return runOnThread(job)
+        }
         queue.append(job)
         guard let idle = idleHandle, !isIdleRunning else { return }
         isIdleRunning = true
@@ -87,12 +141,87 @@ final class FeedIntake {
         }
     }
 
-    /// Closes the loop handle (the loop must run once more). Queued work must be done first.
+    /// Closes the loop handles and stops the intake thread. Queued work must be done first.
     func close() {
+        worker?.close()
+        worker = nil
         guard let idle = idleHandle else { return }
         idleHandle = nil
         uv_idle_stop(idle)
         uv_close(hc_idle_as_handle(idle)) { handle in handle?.deallocate() }
+    }
+
+    /// Carries a job to the intake thread and back.
+    private final class ThreadJob {
+        var job: Job
+        init(_ job: Job) { self.job = job }
+    }
+
+    private func runOnThread(_ job: Job) {
+        threadJobs += 1
+        threadJobCount += 1
+        let worker = self.worker ?? WorkerThread(loop: loop, name: "hc-intake",
+                                                 schedulingClass: .normal(sliceMicroseconds: threadSliceMicroseconds))
+        self.worker = worker
+        let carrier = ThreadJob(job)
+        worker.submit({ [unowned self] in
+            // On the intake thread: the whole request at once (it holds up no query).
+            var keys: [Hash128] = []
+            keys.reserveCapacity(stepEvents)
+            var submission = FeedCommitter.Submission()
+            switch threadDecode!(carrier.job.body, carrier.job.format) {
+            case .success(let items):
+                carrier.job.body = []
+                while carrier.job.next < items.count { step(&carrier.job, items: items, keys: &keys, submission: &submission) }
+                if items.isEmpty { carrier.job.throughSequence = lastAssignedSequence() }
+            case .failure(.invalidJSON(let detail)):
+                carrier.job.failure = .invalidJSON(detail)
+            case .failure(.tooManyEvents(let limit)):
+                carrier.job.failure = .tooManyEvents(limit: limit)
+            }
+        }, then: { [unowned self] in
+            threadJobs -= 1
+            if let failure = carrier.job.failure { failed(carrier.job, failure) } else { finished(carrier.job) }
+        })
+    }
+
+    /// Admits and submits the job's next `stepEvents` events: their keys (and encoding
+    /// checks) first, then, under the admission lock, their table slots touched together
+    /// (their cache misses overlap) and the admissions; the admitted events are encoded as
+    /// they go and submitted together at the end of the step.
+    private func step(_ job: inout Job, items: [FeedItem], keys: inout [Hash128], submission: inout FeedCommitter.Submission) {
+        let end = min(job.next + stepEvents, items.count)
+        keys.removeAll(keepingCapacity: true)
+        for index in job.next..<end {
+            if case .event(let event) = items[index], WALRecord.encodingProblem(of: event) == nil {
+                keys.append(Engine.admissionKey(id: event.id))
+            } else {
+                keys.append(Hash128(low: 0, high: 0))
+            }
+        }
+        admissionLock.lock()
+        if let touch { job.touchSink = keys.withUnsafeBufferPointer { touch($0) } }
+        var step = 0
+        while job.next < end {
+            defer { step += 1 }
+            switch items[job.next] {
+            case .event(let event):
+                if keys[step].low == 0 && keys[step].high == 0, let problem = WALRecord.encodingProblem(of: event) {
+                    job.rejections.append((job.next, event.id, problem))
+                } else if admit(keys[step], job.arrivalMilliseconds) {
+                    add(event, PreparedEvent(event), job.arrivalMilliseconds, &submission)
+                    job.accepted += 1
+                } else {
+                    job.duplicates += 1
+                }
+            case .rejected(let index, let id, let error):
+                job.rejections.append((index, id, error))
+            }
+            job.next += 1
+        }
+        admissionLock.unlock()
+        submit(&submission)
+        if job.next == items.count { job.throughSequence = lastAssignedSequence() }
     }
 
     private func runSlice() {
@@ -114,31 +243,10 @@ final class FeedIntake {
                 continue  // look at the clock after a decode
             }
             let items = job.items!
-            let end = min(job.next + stepEvents, items.count)
-            // Keys first, and their table slots touched together (their cache misses overlap),
-            // then the admissions.
-            stepKeys.removeAll(keepingCapacity: true)
-            for index in job.next..<end {
-                if case .event(let event) = items[index] { stepKeys.append(Engine.admissionKey(id: event.id)) } else { stepKeys.append(Hash128(low: 0, high: 0)) }
-            }
-            if let touch { stepKeys.withUnsafeBufferPointer { touch($0) } }
-            var step = 0
-            while job.next < end {
-                defer { step += 1 }
-                switch items[job.next] {
-                case .event(let event):
-                    if let problem = WALRecord.encodingProblem(of: event) {
-                        job.rejections.append((job.next, event.id, problem))
-                    } else if admit(stepKeys[step], job.arrivalMilliseconds) {
-                        submit(event, job.arrivalMilliseconds)
-                        job.accepted += 1
-                    } else {
-                        job.duplicates += 1
-                    }
-                case .rejected(let index, let id, let error):
-                    job.rejections.append((index, id, error))
-                }
-                job.next += 1
+            if items.isEmpty {
+                job.throughSequence = lastAssignedSequence()
+            } else {
+                step(&job, items: items, keys: &stepKeys, submission: &stepSubmission)
             }
             if job.next == items.count {
                 finished(job)
@@ -151,4 +259,6 @@ final class FeedIntake {
             uv_idle_stop(idle)
         }
     }
+    private var stepKeys: [Hash128] = []
+    private var stepSubmission = FeedCommitter.Submission()
 }

@@ -126,7 +126,7 @@ extension HeadcountServer: HTTPRequestHandler {
         } else {
             body = HeadcountServer.feedAnswerBody(accepted: job.accepted, duplicates: job.duplicates, rejections: job.rejections)
         }
-        committer.whenDurable(through: committer.lastAssignedSequence, answer: FeedAnswer(responder: job.responder, body: body))
+        committer.whenDurable(through: job.throughSequence, answer: FeedAnswer(responder: job.responder, body: body))
     }
 
     /// The feed's 200 body: `{"accepted":N,"duplicates":N,"rejected":[...]}`.

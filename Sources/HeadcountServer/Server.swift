@@ -52,6 +52,11 @@ public final class HeadcountServer {
     var loopMeter: LoopBusyMeter?
     var http: HTTPServer!
     let decoder: FeedDecoder
+    /// The intake thread's decoder (a decoder is not shared between threads).
+    let intakeDecoder: FeedDecoder
+    /// Guards the engine's duplicate-check table, which the intake thread and the loop both
+    /// use (`FeedIntake`).
+    let admissionLock = NSLock()
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>?
     private var spillTimer: UnsafeMutablePointer<uv_timer_t>?
     private var signalHandles: [UnsafeMutablePointer<uv_signal_t>] = []
@@ -70,6 +75,7 @@ public final class HeadcountServer {
         var limits = FeedDecoderLimits()
         limits.eventsPerRequestMax = configuration.batchEventsMax
         decoder = FeedDecoder(limits: limits)
+        intakeDecoder = FeedDecoder(limits: limits)
     }
 
     /// Recovers, listens, and runs the loop until SIGTERM/SIGINT. Returns the exit status.
@@ -92,11 +98,18 @@ public final class HeadcountServer {
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
-        intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000)
+        intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000,
+                            threadBodyBytes: configuration.intakeThreadBodyBytes,
+                            threadSliceMicroseconds: configuration.loopTimeSliceMicroseconds, admissionLock: admissionLock)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
+        intake.threadDecode = { [unowned self] body, format in self.intakeDecoder.decode(body, format: format) }
+        intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }
         intake.admit = { [unowned self] key, arrival in self.engine.admit(key: key, arrivalMilliseconds: arrival) }
         intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
-        intake.submit = { [unowned self] event, arrival in self.committer.submit(event, arrivalMilliseconds: arrival) }
+        intake.add = { [unowned self] event, prepared, arrival, submission in
+            self.committer.add(event, prepared: prepared, arrivalMilliseconds: arrival, to: &submission)
+        }
+        intake.submit = { [unowned self] submission in self.committer.submit(&submission) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
         committer.answerWhenDurable = { [unowned self] answer, failure in self.feedAnswerDurable(answer, failure: failure) }
         intake.failed = { [unowned self] job, error in
@@ -223,11 +236,11 @@ public final class HeadcountServer {
         } catch {
             throw StartError.recovery("\(error)")
         }
-        engine.expireIdempotencyKeys(now: Clock.nowMilliseconds())
+        admissionLock.withLock { engine.expireIdempotencyKeys(now: Clock.nowMilliseconds()) }
     }
 
     /// Applies one durable event to the engine (statistics and status changes alike).
-    func applyDurable(_ event: FeedEvent, sequence: UInt64) {
+    func applyDurable(_ event: PreparedEvent, sequence: UInt64) {
         engine.apply(event, sequence: sequence)
         appliedSinceSnapshot += 1
     }
@@ -258,7 +271,7 @@ public final class HeadcountServer {
 
     private func housekeeping() {
         let now = Clock.nowMilliseconds()
-        engine.expireIdempotencyKeys(now: now)
+        admissionLock.withLock { engine.expireIdempotencyKeys(now: now) }
         engine.expireStatusChanges(now: now)
         let preparationFailure = wal.preparationFailure
         if preparationFailure != lastPreparationFailure {
@@ -289,7 +302,8 @@ public final class HeadcountServer {
     /// writes it on a pool thread.
     func takeSnapshot() {
         let started = DispatchTime.now()
-        let source = engine.snapshotSource()
+        // Under the lock: the duplicate-check table is shared with the intake thread.
+        let source = admissionLock.withLock { engine.snapshotSource() }
         appliedSinceSnapshot = 0
         committer.writeSnapshot(source)
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6

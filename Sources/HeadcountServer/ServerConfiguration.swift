@@ -36,6 +36,9 @@ public struct ServerConfiguration: Sendable {
     public var groupCommitGatherMicroseconds = 500
     /// The loop thread's scheduler time slice (EEVDF custom slice), in µs; 0: the kernel's default.
     public var loopTimeSliceMicroseconds = 100
+    /// Feed bodies of at least this many bytes are decoded, admitted and WAL-encoded on the
+    /// intake thread beside the loop (`FeedIntake`); smaller ones on the loop. 0: never.
+    public var intakeThreadBodyBytes = 8192
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096

@@ -71,7 +71,7 @@ final class ServerMetrics {
         events.set(Double(engine.eventCount))
         tickets.set(Double(engine.ticketCount))
         deltaRecords.set(Double(engine.deltaRecordCount))
-        idempotencyKeys.set(Double(engine.idempotencyKeyCount))
+        idempotencyKeys.set(Double(server.admissionLock.withLock { engine.idempotencyKeyCount }))
         statusChanges.set(Double(engine.statusChanges.changeCount))
         residentDeltaBytes.set(Double(engine.residentDeltaBytes))
         spilledChunks.set(Double(engine.spilledChunkCount))

@@ -55,6 +55,8 @@ struct Serve: ParsableCommand {
     var walLoopSyncBytes = 4096
     @Option(help: "The loop thread's scheduler time slice, in microseconds (Linux 6.12+: a shorter slice runs it sooner when it waits for a core, at the same CPU share; 0: the kernel's default).")
     var loopTimeSliceMicroseconds = 100
+    @Option(help: "Feed bodies of at least this many bytes are decoded, checked for duplicates and WAL-encoded on a second thread beside the loop (hc-intake), so a batched feed uses two cores; smaller ones on the loop. 0: always on the loop.")
+    var intakeThreadBodyBytes = 8192
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -78,6 +80,7 @@ struct Serve: ParsableCommand {
         guard loopTimeSliceMicroseconds == 0 || (100...100_000).contains(loopTimeSliceMicroseconds) else {
             throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
         }
+        guard intakeThreadBodyBytes >= 0 else { throw ValidationError("--intake-thread-body-bytes must be at least 0") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -106,6 +109,7 @@ struct Serve: ParsableCommand {
         configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
         configuration.walLoopSyncBytes = walLoopSyncBytes
         configuration.loopTimeSliceMicroseconds = loopTimeSliceMicroseconds
+        configuration.intakeThreadBodyBytes = intakeThreadBodyBytes
         configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info

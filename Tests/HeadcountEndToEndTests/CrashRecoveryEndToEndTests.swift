@@ -24,9 +24,20 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
                                                      base: E2E.base)
         let events = Array(allEvents[..<4_000])
         let laterEvents = Array(allEvents[4_000...])
-        let batches = stride(from: 0, to: events.count, by: 40).map { Array(events[$0..<min($0 + 40, events.count)]) }
+        // Batches of mixed sizes: with a 4 KiB threshold the large ones are decoded and
+        // admitted on the intake thread, the small ones on the loop, in one interleaved stream.
+        let sizes = [3, 60, 8, 120, 25, 40]
+        var built: [[FeedEvent]] = []
+        var start = 0
+        while start < events.count {
+            let size = sizes[built.count % sizes.count]
+            built.append(Array(events[start..<min(start + size, events.count)]))
+            start += size
+        }
 
-        let server = try ServerProcess(extraArguments: ["--fsync", "on", "--snapshot-every-events", "1500"])
+        let batches = built
+        let server = try ServerProcess(extraArguments: ["--fsync", "on", "--snapshot-every-events", "1500",
+                                                        "--intake-thread-body-bytes", "4096"])
         defer { server.terminate(); server.removeData() }
         try server.start()
 
@@ -116,3 +127,4 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         }
     }
 }
+

@@ -1,19 +1,29 @@
 import CLibUV
 import Foundation
 
-/// A thread for storage work that must never take a core from the event loop: engine
-/// snapshots, which re-encode the whole state (seconds at tens of millions of events).
+/// A thread of the server's own that runs work handed over by the loop, in submission
+/// order, and runs each completion afterwards back on the loop thread (a `uv_async_t`).
 ///
-/// It runs in the SCHED_IDLE class (or at nice 19 where that is refused): it gets only CPU
-/// time that no other thread of the machine wants, and the scheduler preempts it as soon as
-/// the loop, a WAL flush or a load generator wakes. On a 2-core machine under a saturating
-/// feed the snapshot thread at nice 10 on libuv's pool took ~30% of the server's CPU samples
-/// and the loop waited on the run queue behind it. A dedicated thread also keeps the lowered
-/// priority off libuv's pool threads, which a thread cannot raise again without privileges,
-/// and which run the WAL flushes every acknowledgement waits for.
-///
-/// Work runs in submission order; each completion runs afterwards on the loop thread.
-final class IdleWorker {
+/// Two are used:
+/// - **`hc-snapshot`**, in the SCHED_IDLE class (`.idle`), for storage work that must never
+///   take a core from the event loop: engine snapshots, which re-encode the whole state
+///   (seconds at tens of millions of events). It gets only CPU time that no other thread of
+///   the machine wants, and the scheduler preempts it as soon as the loop, a WAL flush or a
+///   load generator wakes. On a 2-core machine under a saturating feed the snapshot thread at
+///   nice 10 on libuv's pool took ~30% of the server's CPU samples and the loop waited on the
+///   run queue behind it. A dedicated thread also keeps the lowered priority off libuv's pool
+///   threads, which a thread cannot raise again without privileges, and which run the WAL
+///   flushes every acknowledgement waits for. Where SCHED_IDLE is refused it runs at nice 19.
+/// - **`hc-intake`**, in the normal class (`.normal`), which decodes and admits large feed
+///   batches beside the loop (`FeedIntake`), so that a batched feed uses both cores.
+final class WorkerThread {
+    enum SchedulingClass {
+        /// SCHED_IDLE (or nice 19 where that is refused).
+        case idle
+        /// The default class, with this EEVDF time slice in microseconds (0: the kernel's).
+        case normal(sliceMicroseconds: Int)
+    }
+
     private let condition = NSCondition()
     private var work: [(run: () -> Void, then: () -> Void)] = []
     private var finished: [() -> Void] = []
@@ -21,12 +31,14 @@ final class IdleWorker {
     private var hasThread = false
     private var async: UnsafeMutablePointer<uv_async_t>?
     private let name: String
+    private let schedulingClass: SchedulingClass
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>, name: String) {
+    init(loop: UnsafeMutablePointer<uv_loop_t>, name: String, schedulingClass: SchedulingClass) {
         self.name = name
+        self.schedulingClass = schedulingClass
         let handle = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
         uv_async_init(loop, handle) { handle in
-            Unmanaged<IdleWorker>.fromOpaque(handle!.pointee.data).takeUnretainedValue().runCompletions()
+            Unmanaged<WorkerThread>.fromOpaque(handle!.pointee.data).takeUnretainedValue().runCompletions()
         }
         handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         async = handle
@@ -60,8 +72,13 @@ final class IdleWorker {
 
     private func runThread() {
         _ = hc_set_thread_name(name)
-        if hc_make_thread_idle_class() != 0 {
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
+        switch schedulingClass {
+        case .idle:
+            if hc_make_thread_idle_class() != 0 {
+                setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
+            }
+        case .normal(let sliceMicroseconds):
+            if sliceMicroseconds > 0 { _ = hc_set_thread_slice(UInt64(sliceMicroseconds) * 1000, 0) }
         }
         condition.lock()
         while true {

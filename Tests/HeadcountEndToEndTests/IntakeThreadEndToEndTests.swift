@@ -1,0 +1,130 @@
+import Foundation
+import HeadcountCore
+import HeadcountTestSupport
+import XCTest
+
+/// Large feed bodies are decoded, checked for duplicates and WAL-encoded on the intake thread
+/// (`hc-intake`), small ones on the loop. Several connections send batches of random sizes
+/// across the threshold, with duplicates inside a batch and across batches: every id is
+/// accepted exactly once, the answers count duplicates and failures exactly as on the loop,
+/// and the statistics equal the reference model's.
+final class IntakeThreadEndToEndTests: XCTestCase {
+    final class Totals: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var accepted = 0
+        private(set) var duplicates = 0
+        private(set) var failures: [String] = []
+        func add(accepted: Int, duplicates: Int) { lock.lock(); self.accepted += accepted; self.duplicates += duplicates; lock.unlock() }
+        func fail(_ message: String) { lock.lock(); failures.append(message); lock.unlock() }
+    }
+
+    func testBatchesAcrossTheThresholdFromManyConnectionsAreAdmittedExactlyOnce() throws {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+        print("IntakeThreadEndToEndTests HEADCOUNT_TEST_SEED=\(seed)")
+        var random = SplitMix64(seed: seed)
+        let events = TestFeeds.uniqueTimeFeed(seed: seed, count: 3_000, eventIds: ["E1", "E2"], tickets: 200, base: E2E.base)
+
+        // Batches of 1–150 events (a line is ~150 bytes, so the 1 KiB threshold splits them),
+        // each with a copy of an event of the previous batch and sometimes one of its own.
+        var built: [[FeedEvent]] = []
+        var start = 0
+        while start < events.count {
+            let size = 1 + Int(random.next() % 150)
+            var batch = Array(events[start..<min(start + size, events.count)])
+            if let previous = built.last { batch.append(previous[Int(random.next() % UInt64(previous.count))]) }
+            if random.next() % 2 == 0 { batch.append(batch[Int(random.next() % UInt64(batch.count))]) }
+            built.append(batch)
+            start += size
+        }
+        let batches = built
+        let sent = batches.reduce(0) { $0 + $1.count }
+
+        let server = try ServerProcess(extraArguments: ["--fsync", "on", "--intake-thread-body-bytes", "1024",
+                                                        "--max-body-bytes", "1048576"])
+        defer { server.terminate(); server.removeData() }
+        try server.start()
+
+        let totals = Totals()
+        let port = server.port
+        let producers = (0..<4).map { producer in
+            Thread {
+                guard let client = try? TestHTTPClient(port: port, timeoutSeconds: 30) else { return totals.fail("connect") }
+                for batch in stride(from: producer, to: batches.count, by: 4) {
+                    let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
+                    guard let response = try? client.request("POST", "/v1/feed", key: ServerProcess.feedKey,
+                                                             contentType: "application/x-ndjson", body: body),
+                          response.status == 200, let result = try? response.jsonObject(),
+                          let accepted = result["accepted"] as? Int, let duplicates = result["duplicates"] as? Int,
+                          (result["rejected"] as? [Any])?.isEmpty == true
+                    else { return totals.fail("batch \(batch) was not answered 200 with no rejections") }
+                    totals.add(accepted: accepted, duplicates: duplicates)
+                }
+            }
+        }
+        producers.forEach { $0.start() }
+        while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
+        XCTAssertEqual(totals.failures, [], "seed \(seed)")
+        XCTAssertEqual(totals.accepted, events.count, "every id accepted exactly once (seed \(seed))")
+        XCTAssertEqual(totals.duplicates, sent - events.count, "every other copy counted a duplicate (seed \(seed))")
+
+        // The large batches really went to the intake thread.
+        let pid = server.processIdentifier
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).map {
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        XCTAssertTrue(names.contains("hc-intake"), "threads: \(names)")
+
+        let client = try server.client()
+        // A large body that is not JSON fails whole, from the thread, with the JSON error body.
+        let broken = "[" + String(repeating: #"{"id":"x","type":"ticket.created"},"#, count: 100)
+        E2E.assertError(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/json", body: broken),
+                        status: 400, code: "INVALID_JSON")
+        // A large batch of nothing but copies adds nothing.
+        let copies = Array(events[..<200])
+        let again = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
+                                       body: copies.map(TestFeeds.ndjsonLine).joined(separator: "\n")).jsonObject()
+        XCTAssertEqual(again["accepted"] as? Int, 0)
+        XCTAssertEqual(again["duplicates"] as? Int, copies.count)
+
+        // The statistics are the model's, now and after a restart (snapshot + WAL).
+        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+        XCTAssertEqual(server.terminate(), 0)
+        try server.start()
+        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+    }
+
+    private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
+        let model = ReferenceModel()
+        for (offset, event) in events.enumerated() where model.admit(id: event.id, arrivalMilliseconds: 0) {
+            model.apply(event, sequence: UInt64(offset + 1))
+        }
+        let client = try server.client()
+        let times = events.map(\.occurredAt).sorted()
+        let instants = [times.first! - 1] + stride(from: 0, to: times.count, by: max(1, times.count / 20)).map { times[$0] } + [times.last! + 60_000]
+        for instant in instants {
+            let response = try client.request("GET", E2E.statisticsPath(["E1", "E2"], at: Timestamp.format(milliseconds: instant)),
+                                              key: ServerProcess.adminKey)
+            for answer in E2E.counters(response) {
+                let eventId = answer["eventId"] as? String ?? "?"
+                guard let expected = model.statistics(eventId: eventId, at: instant) else { return XCTFail("model lacks \(eventId)") }
+                for counter in StatisticsCounter.allCases {
+                    XCTAssertEqual(answer[counter.fieldName] as? Int, Int(expected[counter]),
+                                   "\(eventId) \(counter.fieldName) at \(instant) (seed \(seed))")
+                }
+            }
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64), so a failing run replays from its printed seed.
+private struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
