@@ -165,6 +165,13 @@ final class FeedCommitter {
     private var lastFlushRequests = 0
     private var lastFlushDoneAt: UInt64 = 0
     private var gatherHandle: UnsafeMutablePointer<uv_idle_t>?
+    /// Wakes the loop when another thread's submissions pass `wakeEveryBytes`, so that a
+    /// flush starts while the intake thread is still admitting the rest of a big batch
+    /// (otherwise the loop would sleep until the batch's end, then wait a whole fsync).
+    private var wakeHandle: UnsafeMutablePointer<uv_async_t>?
+    private let wakeEveryBytes = 64 * 1024
+    /// Bytes submitted since the last wake (under `pendingLock`).
+    private var bytesSinceWake = 0
     private var isGathering = false
     private(set) var gatheredFlushes = 0
 
@@ -197,6 +204,9 @@ final class FeedCommitter {
         uv_idle_init(loop, gather)
         gather.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         gatherHandle = gather
+        let wake = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
+        uv_async_init(loop, wake) { _ in }  // the loop turn itself flushes (beforeLoopWaits)
+        wakeHandle = wake
     }
 
     /// Closes the loop handle; call when the server stops (the loop must run once more).
@@ -212,6 +222,11 @@ final class FeedCommitter {
         }
         snapshotWorker?.close()
         snapshotWorker = nil
+        pendingLock.lock()
+        let wake = wakeHandle
+        wakeHandle = nil
+        pendingLock.unlock()
+        if let wake { uv_close(hc_async_as_handle(wake)) { handle in handle?.deallocate() } }
         if let gather = gatherHandle {
             gatherHandle = nil
             uv_idle_stop(gather)
@@ -250,6 +265,11 @@ final class FeedCommitter {
         pendingBytes.append(contentsOf: submission.bytes)
         pendingEvents.append(contentsOf: submission.events)
         pendingEventCount.store(pendingEvents.count, ordering: .releasing)
+        bytesSinceWake += submission.bytes.count
+        if bytesSinceWake >= wakeEveryBytes, let wakeHandle {
+            bytesSinceWake = 0
+            uv_async_send(wakeHandle)  // thread-safe; under the lock, so close() cannot free it meanwhile
+        }
         pendingLock.unlock()
         submission.bytes.removeAll(keepingCapacity: true)
         submission.events.removeAll(keepingCapacity: true)
