@@ -107,8 +107,8 @@ public final class Engine {
     // MARK: - Prefetching
 
     /// How many events ahead of `apply` to call `prefetch` (see there). At least 6, for its
-    /// last stage to come before the apply; 8 measured best at 2 M tickets (docs: the
-    /// benchmark's `--prefetch-distance`).
+    /// last stage to come before the apply; 6 and 8 measured alike at 2 M tickets, 12 less
+    /// well (the benchmark's `--prefetch-distance`).
     public static let prefetchDistance = 8
 
     /// Starts loading, without waiting, what applying `event` will read from a large state,
