@@ -5,6 +5,7 @@
 //   CLibUV, CHTTPParser   system libraries from the distribution (libuv1-dev, libhttp-parser-dev)
 //   CFeedJSON             a small C++ bridge over Debian's simdjson, with an extern "C" API
 //   CCRC32C               CRC-32C with the CPU's instruction (SSE 4.2), for HeadcountStorage
+//   CPrefetch             a cache prefetch hint (`__builtin_prefetch`), for HeadcountCore
 //   HeadcountCore         the pure domain: feed events, ticket state, counters, snapshots, queries
 //   HeadcountFeed         bytes -> validated feed events (JSON / NDJSON), on simdjson
 //   HeadcountStorage      WAL and snapshot files
@@ -48,6 +49,7 @@ let package = Package(
         .target(
             name: "HeadcountCore",
             dependencies: [
+                "CPrefetch",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Collections", package: "swift-collections"),
             ],
@@ -59,6 +61,7 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(name: "CCRC32C"),
+        .target(name: "CPrefetch"),
         .target(
             name: "HeadcountStorage",
             dependencies: ["HeadcountCore", "CCRC32C"],

@@ -3,11 +3,19 @@
 //   swift run -c release HeadcountBenchmarks [--tickets N] [--events N] [--rounds N] [--json]
 //                                            [--compare Benchmarks/baseline.json] [--ingest-only]
 //                                            [--wal-sync-only] [--restart-only] [--replay-only]
+//                                            [--prefetch-distance D[,D...]] [--batched-only]
 //
 // --restart-only runs only the WAL figures (encode, append, replay, restart); --replay-only
 // only the bulk restart itself (for profiling).
 //
 // --compare prints each figure beside the committed baseline and their ratio.
+//
+// --prefetch-distance: the batched ingest figures (the server's shape: admit a batch, then apply
+// it, calling `Engine.prefetch` D events ahead) run without prefetch and at each D, in
+// alternating rounds; 0 runs only the per-event ingest. Default: Engine.prefetchDistance. For a
+// state that misses the cache: --tickets 2000000 --events 8 --ingest-only (about 5 GB, 5 min).
+// --batched-only runs only the batched rounds, at exactly the distances given (0: no
+// prefetch), and exits (for profiling one variant).
 //
 // Each figure is the median of several rounds on this machine; compare ratios within one
 // run (shared machines are noisy). docs/BENCHMARKS.md records the latest figures.
@@ -28,6 +36,8 @@ struct Options {
     var replayOnly = false
     var walSyncOnly = false
     var comparePath: String?
+    var prefetchDistances = [Engine.prefetchDistance]
+    var batchedOnly = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -42,6 +52,8 @@ struct Options {
             case "--replay-only": replayOnly = true; restartOnly = true
             case "--wal-sync-only": walSyncOnly = true
             case "--compare": comparePath = iterator.next()
+            case "--prefetch-distance": prefetchDistances = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
+            case "--batched-only": batchedOnly = true
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -167,11 +179,57 @@ if options.restartOnly {
     exit(0)
 }
 
-// 1. Ingest into the core: admit (duplicate check) + apply.
+/// The server's shape of ingest: a batch of `batchSize` events is admitted (as a request's
+/// events are), then applied from one buffer (as `FeedCommitter.applySlice` does), calling
+/// `Engine.prefetch` `distance` events ahead (0: never); returns the seconds of admitting and
+/// of applying.
+func batchedIngest(_ engine: Engine, distance: Int, batchSize: Int = 1_000) -> (admit: Double, apply: Double) {
+    var admitNanoseconds: UInt64 = 0
+    var applyNanoseconds: UInt64 = 0
+    var sequence: UInt64 = 0
+    var batch: [(event: FeedEvent, sequence: UInt64)] = []
+    batch.reserveCapacity(batchSize)
+    var start = 0
+    while start < feed.count {
+        let end = min(start + batchSize, feed.count)
+        let admitStart = DispatchTime.now().uptimeNanoseconds
+        batch.removeAll(keepingCapacity: true)
+        for index in start..<end {
+            let event = feed[index]
+            guard engine.admit(id: event.id, arrivalMilliseconds: 0) else { continue }
+            sequence += 1
+            batch.append((event, sequence))
+        }
+        let applyStart = DispatchTime.now().uptimeNanoseconds
+        batch.withUnsafeBufferPointer { events in
+            if distance > 0 {
+                for ahead in 0..<min(distance, events.count) { engine.prefetch(events[ahead].event) }
+                for index in 0..<events.count {
+                    if index + distance < events.count { engine.prefetch(events[index + distance].event) }
+                    engine.apply(events[index].event, sequence: events[index].sequence)
+                }
+            } else {
+                for index in 0..<events.count { engine.apply(events[index].event, sequence: events[index].sequence) }
+            }
+        }
+        let applyEnd = DispatchTime.now().uptimeNanoseconds
+        admitNanoseconds += applyStart - admitStart
+        applyNanoseconds += applyEnd - applyStart
+        start = end
+    }
+    return (Double(admitNanoseconds) / 1e9, Double(applyNanoseconds) / 1e9)
+}
+
+// 1. Ingest into the core: admit (duplicate check) + apply; then the same in batches, without
+//    and with prefetching, in alternating rounds (the machine's noise hits all alike).
 var ingestRates: [Double] = []
+let batchedDistances = options.batchedOnly ? options.prefetchDistances
+    : options.prefetchDistances.filter { $0 > 0 }.isEmpty ? [] : [0] + options.prefetchDistances.filter { $0 > 0 }
+var batchedIngestRates = Array(repeating: [Double](), count: batchedDistances.count)
+var batchedApplyRates = Array(repeating: [Double](), count: batchedDistances.count)
 var engine = Engine()
 var residentGrowth = 0
-for round in 0..<options.rounds {
+for round in 0..<options.rounds where !options.batchedOnly {
     let before = residentBytes()
     let fresh = Engine()
     let elapsed = seconds {
@@ -186,7 +244,32 @@ for round in 0..<options.rounds {
     if round == 0 { residentGrowth = residentBytes() - before }
     engine = fresh
 }
+for round in 0..<options.rounds {
+    for (variant, distance) in batchedDistances.enumerated() {
+        let batched = Engine()
+        let (admitSeconds, applySeconds) = batchedIngest(batched, distance: distance)
+        batchedIngestRates[variant].append(Double(feed.count) / (admitSeconds + applySeconds))
+        batchedApplyRates[variant].append(Double(batched.appliedEventCount) / applySeconds)
+        if !options.json {
+            print("  round \(round + 1), batched, \(distance == 0 ? "no prefetch" : "prefetch \(distance)"): "
+                  + String(format: "ingest %.0f, apply %.0f events/s", batchedIngestRates[variant].last!, batchedApplyRates[variant].last!))
+        }
+    }
+}
+if options.batchedOnly {
+    for (variant, distance) in batchedDistances.enumerated() {
+        let label = distance == 0 ? "no prefetch" : "prefetch \(distance)"
+        report("core ingest, batches of 1000, \(label)", median(batchedIngestRates[variant]), "events/s")
+        report("core apply, batches of 1000, \(label)", median(batchedApplyRates[variant]), "events/s")
+    }
+    exit(0)
+}
 report("core ingest (admit + apply)", median(ingestRates), "events/s")
+for (variant, distance) in batchedDistances.enumerated() {
+    let label = distance == 0 ? "no prefetch" : "prefetch \(distance)"
+    report("core ingest, batches of 1000, \(label)", median(batchedIngestRates[variant]), "events/s")
+    report("core apply, batches of 1000, \(label)", median(batchedApplyRates[variant]), "events/s")
+}
 report("memory per ticket (all state, RSS growth)", Double(residentGrowth) / Double(options.tickets), "bytes")
 report("memory per feed event (all state)", Double(residentGrowth) / Double(feed.count), "bytes")
 let breakdown = engine.memoryBreakdown

@@ -109,6 +109,42 @@ final class EventLedger {
         refold(ticket: ticket, inserted: entry)
     }
 
+    // MARK: - Prefetching: addresses to prefetch, stage by stage (see `Engine.prefetch`)
+
+    /// Stage 1: the ticket's shard header in `ticketNumbers`.
+    @inline(__always)
+    func ticketShardAddress(_ ticketKey: Hash128) -> UnsafeRawPointer {
+        ticketNumbers.shardAddress(ticketKey)
+    }
+
+    /// Stage 2 (the shard header is cached by now): the ticket's slot and its array's header.
+    @inline(__always)
+    func ticketSlotAddresses(_ ticketKey: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
+        ticketNumbers.homeSlotAddresses(ticketKey)
+    }
+
+    /// Stage 3 (the slot is cached by now): looks the ticket's number up, without inserting
+    /// it; the addresses of its tail and state. Nil for a ticket not seen yet.
+    @inline(__always)
+    func ticketStateAddresses(_ ticketKey: Hash128) -> (number: Int32, tail: UnsafeRawPointer, state: UnsafeRawPointer)? {
+        guard let number = ticketNumbers[ticketKey] else { return nil }
+        let ticket = Int(number)
+        guard ticket >= 0 && ticket < ticketTails.count && ticket < ticketStates.count else { return nil }
+        let tail = ticketTails.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + ticket) }
+        let state = ticketStates.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + ticket) }
+        return (number, tail, state)
+    }
+
+    /// Stage 4 (the tail is cached by now): the address of the ticket's latest history entry,
+    /// which applying reads (its order and contribution) and links the new entry to.
+    @inline(__always)
+    func tailEntryAddress(_ number: Int32) -> UnsafeRawPointer? {
+        let ticket = Int(number)
+        guard ticket >= 0 && ticket < ticketTails.count else { return nil }
+        let tail = ticketTails.withUnsafeBufferPointer { $0[ticket] }
+        return tail >= 0 ? history.prefetchAddress(Int(tail)) : nil
+    }
+
     func setSpillStore(_ store: SpillStore?) {
         deltas.spillStore = store
         history.spillStore = store

@@ -55,6 +55,16 @@ struct FingerprintMap<Value> {
             }
         }
 
+        /// See the map's `homeSlotAddresses`.
+        @inline(__always)
+        func homeSlotAddresses(_ key: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
+            slots.withUnsafeBufferPointer { slots in
+                let base = slots.baseAddress!
+                // The array's count (16 bytes before the elements), read by a checked subscript.
+                return (UnsafeRawPointer(base) - 16, UnsafeRawPointer(base + (Int(truncatingIfNeeded: key.low) & mask)))
+            }
+        }
+
         /// Puts a key known to be absent (no duplicate check).
         @inline(__always)
         mutating func place(_ slot: Slot) {
@@ -110,6 +120,27 @@ struct FingerprintMap<Value> {
             let mask = shards[shard].mask
             return shards[shard].slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: key.low) & mask].low }
         }
+    }
+
+    // Addresses for prefetch instructions (`Engine.prefetch`): computed here, prefetched by
+    // the caller. The prefetch call itself is made outside, so that no opaque call sits inside
+    // the array accesses (the compiler would retain the arrays around it: an atomic write to
+    // the very header lines this means not to wait for). An address is a hint only: never
+    // dereferenced, and a prefetch never faults.
+
+    /// The address of the key's shard header (its `shards` element); reads only the directory.
+    @inline(__always)
+    func shardAddress(_ key: Hash128) -> UnsafeRawPointer {
+        let shard = shardIndex(of: Self.normalized(key))
+        return shards.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + shard) }
+    }
+
+    /// The addresses of the key's home slot and of its slot array's header; reads the
+    /// directory and the shard header (prefetch `shardAddress` first).
+    @inline(__always)
+    func homeSlotAddresses(_ key: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
+        let key = Self.normalized(key)
+        return shards[shardIndex(of: key)].homeSlotAddresses(key)
     }
 
     subscript(key: Hash128) -> Value? {

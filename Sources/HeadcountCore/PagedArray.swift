@@ -39,6 +39,21 @@ struct PagedArray<Element> {
         }
     }
 
+    /// The element's address, for a prefetch instruction (never dereferenced); nil for a
+    /// spilled page or an index past the end. Never faults a page in.
+    @inline(__always)
+    func prefetchAddress(_ index: Int) -> UnsafeRawPointer? {
+        let page = index >> pageShift
+        guard index >= 0, page < pages.count else { return nil }
+        return pages.withUnsafeBufferPointer { pages in
+            pages[page].withUnsafeBufferPointer { elements in
+                let offset = index & (pageSize - 1)
+                guard offset < elements.count, let base = elements.baseAddress else { return nil }
+                return UnsafeRawPointer(base + offset)
+            }
+        }
+    }
+
     /// The element, reading a spilled page from the store without keeping it (for copies
     /// encoded on another thread). O(page) when spilled.
     func element(at index: Int) -> Element {

@@ -158,6 +158,75 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(store.loadCount, 0, "queries and late events read spilled chunks back")
     }
 
+    /// `prefetch` has no effect: a random feed applied with prefetch calls (at random distances
+    /// ahead, out of order, for events never applied, for eventIds never seen) and without
+    /// gives identical statistics at many instants, the same tickets and events, and a
+    /// byte-identical snapshot. Random: prints its seed; `HEADCOUNT_TEST_SEED=<n>` replays one.
+    func testPrefetchChangesNothing() throws {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("testPrefetchChangesNothing HEADCOUNT_TEST_SEED=\(seed)")
+        let feed = FeedGenerator.generate(seed: seed, scale: 3)
+        var random = SplitMix64(seed: seed ^ 0x7072_6566_6574_6368)
+        var configuration = EngineConfiguration()
+        configuration.deltasPerSnapshot = 8  // many chunks: late events correct snapshots
+        let plain = Engine(configuration: configuration)
+        let prefetched = Engine(configuration: configuration)
+        // Admitted in arrival order, applied in batches from one buffer (as the server does).
+        var admitted: [(event: FeedEvent, sequence: UInt64)] = []
+        for delivery in feed.deliveries {
+            let isNew = plain.admit(id: delivery.event.id, arrivalMilliseconds: delivery.arrivalMilliseconds)
+            XCTAssertEqual(prefetched.admit(id: delivery.event.id, arrivalMilliseconds: delivery.arrivalMilliseconds), isNew)
+            if isNew { admitted.append((delivery.event, UInt64(admitted.count + 1))) }
+        }
+        let stranger = FeedEvent(id: "x", kind: .ticketCreated, eventId: "EV-never-applied", ticketId: "T-x",
+                                 occurredAt: 0, details: .none)
+        var start = 0
+        while start < admitted.count {
+            let end = min(admitted.count, start + 1 + Int(random.next() % 200))
+            let distance = [1, 3, 5, Engine.prefetchDistance, 16][Int(random.next() % 5)]
+            admitted[start..<end].withUnsafeBufferPointer { events in
+                for ahead in 0..<min(distance, events.count) { prefetched.prefetch(events[ahead].event) }
+                for index in 0..<events.count {
+                    if index + distance < events.count { prefetched.prefetch(events[index + distance].event) }
+                    switch random.next() % 16 {
+                    case 0: prefetched.prefetch(admitted[Int(random.next() % UInt64(admitted.count))].event)  // any event, past or future
+                    case 1: prefetched.prefetch(stranger)
+                    case 2: prefetched.prefetch(events[index].event)
+                    default: break
+                    }
+                    plain.apply(events[index].event, sequence: events[index].sequence)
+                    prefetched.apply(events[index].event, sequence: events[index].sequence)
+                }
+            }
+            plain.publish()
+            prefetched.publish()
+            start = end
+        }
+        XCTAssertFalse(prefetched.knowsEvent("EV-never-applied"), "prefetching creates no ledger")
+        XCTAssertEqual(prefetched.eventCount, plain.eventCount)
+        XCTAssertEqual(prefetched.ticketCount, plain.ticketCount, "prefetching inserts no ticket")
+        XCTAssertEqual(prefetched.deltaRecordCount, plain.deltaRecordCount)
+        XCTAssertEqual(prefetched.lastAppliedSequence, plain.lastAppliedSequence)
+        let times = admitted.map(\.event.occurredAt)
+        let earliest = times.min()! - 1, latest = times.max()! + 1
+        var instants = Set((0...200).map { earliest + (latest - earliest) * Int64($0) / 200 })
+        for _ in 0..<200 { instants.insert(times[Int(random.next() % UInt64(times.count))]) }  // exactly at events
+        for eventId in feed.eventIds {
+            for instant in instants.sorted() {
+                XCTAssertEqual(prefetched.statistics(eventId: eventId, at: instant), plain.statistics(eventId: eventId, at: instant),
+                               "\(eventId) at \(instant), HEADCOUNT_TEST_SEED=\(seed)")
+            }
+            let live = [prefetched, plain].map { engine in
+                engine.publishedCounters(eventId: eventId).map { published in
+                    let (counters, updatedAt) = published.read()
+                    return EventStatistics(eventId: eventId, counters: counters, updatedAt: updatedAt)
+                }
+            }
+            XCTAssertEqual(live[0], live[1], "\(eventId) live, HEADCOUNT_TEST_SEED=\(seed)")
+        }
+        XCTAssertEqual(prefetched.encodeSnapshot(), plain.encodeSnapshot(), "same state, byte for byte, HEADCOUNT_TEST_SEED=\(seed)")
+    }
+
     /// Readers on another thread never see a half-applied event: every read satisfies the
     /// invariants while the owner thread applies events as fast as it can.
     func testPublishedCountersAreConsistentAcrossThreads() {
