@@ -153,12 +153,25 @@ public final class Engine {
     /// reads nothing it leaves. An event prefetched and never applied, applied without being
     /// prefetched, or prefetched out of order is only a wasted hint.
     public func prefetch(_ event: FeedEvent) {
+        if event.kind.isTicketOrPass {
+            prefetch(eventId: event.eventId, ticket: Hash128.hash(event.ticketId))
+        } else {
+            prefetch(eventId: nil, ticket: Hash128(low: 0, high: 0))
+        }
+    }
+
+    /// `prefetch(_:)` for a prepared event (its ticket fingerprint is already computed).
+    public func prefetch(_ prepared: PreparedEvent) {
+        prefetch(eventId: prepared.statusChange == nil ? prepared.eventId : nil, ticket: prepared.ticketKey)
+    }
+
+    @inline(__always)
+    private func prefetch(eventId: String?, ticket key: Hash128) {
         let mask = Engine.prefetchHintCount - 1
         let slot = prefetchCalls & mask
         prefetchCalls &+= 1
         var hint = PrefetchHint()
-        if event.kind.isTicketOrPass, let ledger = knownLedger(for: event.eventId) {
-            let key = Hash128.hash(event.ticketId)
+        if let eventId, let ledger = knownLedger(for: eventId) {
             hc_prefetch(ledger._withUnsafeGuaranteedRef { $0.ticketShardAddress(key) })
             hint = PrefetchHint(ledger: ledger, key: key)
         }

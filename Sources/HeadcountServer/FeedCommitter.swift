@@ -139,6 +139,8 @@ final class FeedCommitter {
 
     /// Applies durable events (in order) to the engine; set by the server.
     var applyDurable: ((PreparedEvent, UInt64) -> Void)?
+    /// Starts loading what applying an event will read (`Engine.prefetch`); set by the server.
+    var prefetchDurable: ((PreparedEvent) -> Void)?
     /// Called after each durable batch is applied (the server publishes live counters).
     var batchApplied: (() -> Void)?
     /// Whether no feed request is waiting to be admitted (then a small flush may sync on the loop).
@@ -399,7 +401,14 @@ final class FeedCommitter {
         while count < applySliceEvents && !isOutOfTime, let flush = unapplied.first {
             var index = applyingIndex
             flush.withUnsafeBufferPointer { events in
+                // The events `Engine.prefetchDistance` ahead are prefetched as these are
+                // applied, so their cache misses on a large state overlap (`Engine.prefetch`).
+                let distance = Engine.prefetchDistance
+                if let prefetch = prefetchDurable {
+                    for ahead in index..<min(index + distance, events.count) { prefetch(events[ahead].event) }
+                }
                 while index < events.count && count < applySliceEvents {
+                    if index + distance < events.count { prefetchDurable?(events[index + distance].event) }
                     applyDurable?(events[index].event, events[index].sequence)
                     index += 1
                     count += 1

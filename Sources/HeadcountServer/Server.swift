@@ -95,6 +95,7 @@ public final class HeadcountServer {
                                   gatherMicroseconds: configuration.groupCommitGatherMicroseconds,
                                   loopSyncBytes: configuration.walLoopSyncBytes, logger: logger)
         committer.applyDurable = { [unowned self] event, sequence in self.applyDurable(event, sequence: sequence) }
+        committer.prefetchDurable = { [unowned self] event in self.engine.prefetch(event) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
