@@ -305,7 +305,15 @@ final class FeedCommitter {
         guard failure == nil, !isWALJobRunning else { return }
         if pendingCount > 0 {
             if shouldGather(pendingCount: pendingCount) { return }
-            let bytes = takePending()
+            guard let bytes = takePending() else {
+                // The intake thread holds the pending buffer for a moment (it may even be
+                // descheduled): never block the loop on it; look again next turn.
+                if !isGathering, let gather = gatherHandle {
+                    isGathering = true
+                    uv_idle_start(gather) { _ in }
+                }
+                return
+            }
             let kind = JobKind.flush(bytes: bytes, firstSequence: inFlightEvents.first!.sequence,
                                      lastSequence: inFlightEvents.last!.sequence, sync: isFsyncEnabled)
             // Not while a snapshot is being written: its pieces fill the disk queue, and an
@@ -363,13 +371,14 @@ final class FeedCommitter {
     /// Requests already pending when the last flush finished (they arrived during its fsync).
     private var requestsInFlightAtDone = 0
 
-    /// Moves the pending events in flight and returns their bytes.
-    private func takePending() -> [UInt8] {
-        requestsInFlight = requestsSinceFlush
-        requestsSinceFlush = 0
+    /// Moves the pending events in flight and returns their bytes; nil if the pending
+    /// buffer's lock is held (the loop never waits for it).
+    private func takePending() -> [UInt8]? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64 * 1024)
-        pendingLock.lock()
+        guard pendingLock.try() else { return nil }
+        requestsInFlight = requestsSinceFlush
+        requestsSinceFlush = 0
         swap(&inFlightEvents, &pendingEvents)
         swap(&bytes, &pendingBytes)
         pendingEvents.removeAll(keepingCapacity: true)  // (the last flush's array, already handed on)

@@ -86,6 +86,8 @@ final class FeedIntake {
     /// Jobs handed to the intake thread whose completion has not yet run on the loop.
     private var threadJobs = 0
     private let threadSliceMicroseconds: Int
+    private let threadNice: Int
+    private let isThreadIdleClass: Bool
 
     /// Held around each step's admissions (the duplicate-check table), on either thread.
     let admissionLock: NSLock
@@ -110,11 +112,13 @@ final class FeedIntake {
     var failed: ((Job, APIError) -> Void)!
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, sliceNanoseconds: UInt64, threadBodyBytes: Int = 0,
-         threadSliceMicroseconds: Int = 0, admissionLock: NSLock = NSLock()) {
+         threadSliceMicroseconds: Int = 0, threadNice: Int = 0, isThreadIdleClass: Bool = false, admissionLock: NSLock = NSLock()) {
         self.loop = loop
         self.sliceNanoseconds = sliceNanoseconds
         self.threadBodyBytes = threadBodyBytes
         self.threadSliceMicroseconds = threadSliceMicroseconds
+        self.threadNice = threadNice
+        self.isThreadIdleClass = isThreadIdleClass
         self.admissionLock = admissionLock
         let idle = UnsafeMutablePointer<uv_idle_t>.allocate(capacity: 1)
         uv_idle_init(loop, idle)
@@ -161,7 +165,7 @@ final class FeedIntake {
         threadJobs += 1
         threadJobCount += 1
         let worker = self.worker ?? WorkerThread(loop: loop, name: "hc-intake",
-                                                 schedulingClass: .normal(sliceMicroseconds: threadSliceMicroseconds))
+                                                 schedulingClass: isThreadIdleClass ? .idle : .normal(sliceMicroseconds: threadSliceMicroseconds, nice: threadNice))
         self.worker = worker
         let carrier = ThreadJob(job)
         worker.submit({ [unowned self] in

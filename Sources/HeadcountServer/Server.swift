@@ -101,7 +101,9 @@ public final class HeadcountServer {
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
         intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000,
                             threadBodyBytes: configuration.intakeThreadBodyBytes,
-                            threadSliceMicroseconds: configuration.loopTimeSliceMicroseconds, admissionLock: admissionLock)
+                            threadSliceMicroseconds: configuration.intakeThreadSliceMicroseconds,
+                            threadNice: configuration.intakeThreadNice,
+                            isThreadIdleClass: configuration.isIntakeThreadIdleClass, admissionLock: admissionLock)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
         intake.threadDecode = { [unowned self] body, format in self.intakeDecoder.decode(body, format: format) }
         intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }
@@ -272,7 +274,12 @@ public final class HeadcountServer {
 
     private func housekeeping() {
         let now = Clock.nowMilliseconds()
-        admissionLock.withLock { engine.expireIdempotencyKeys(now: now) }
+        // The duplicate-check table is shared with the intake thread: never wait for it on
+        // the loop; a busy second is swept the next one.
+        if admissionLock.try() {
+            engine.expireIdempotencyKeys(now: now)
+            admissionLock.unlock()
+        }
         engine.expireStatusChanges(now: now)
         let preparationFailure = wal.preparationFailure
         if preparationFailure != lastPreparationFailure {
@@ -303,8 +310,11 @@ public final class HeadcountServer {
     /// writes it on a pool thread.
     func takeSnapshot() {
         let started = DispatchTime.now()
-        // Under the lock: the duplicate-check table is shared with the intake thread.
-        let source = admissionLock.withLock { engine.snapshotSource() }
+        // Under the lock: the duplicate-check table is shared with the intake thread. If the
+        // thread holds it, the next housekeeping tick tries again (the loop never waits).
+        guard admissionLock.try() else { return }
+        let source = engine.snapshotSource()
+        admissionLock.unlock()
         appliedSinceSnapshot = 0
         committer.writeSnapshot(source)
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6

@@ -39,6 +39,12 @@ public struct ServerConfiguration: Sendable {
     /// Feed bodies of at least this many bytes are decoded, admitted and WAL-encoded on the
     /// intake thread beside the loop (`FeedIntake`); smaller ones on the loop. 0: never.
     public var intakeThreadBodyBytes = 8192
+    /// The intake thread's nice value and EEVDF slice (µs, 0: the kernel's): below the loop,
+    /// so the loop and the clients' queries preempt it when the cores are all busy.
+    public var intakeThreadNice = 0
+    public var intakeThreadSliceMicroseconds = 0
+    /// Run the intake thread in SCHED_IDLE: it takes only CPU no other thread wants.
+    public var isIntakeThreadIdleClass = false
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096

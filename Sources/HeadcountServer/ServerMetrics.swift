@@ -71,7 +71,10 @@ final class ServerMetrics {
         events.set(Double(engine.eventCount))
         tickets.set(Double(engine.ticketCount))
         deltaRecords.set(Double(engine.deltaRecordCount))
-        idempotencyKeys.set(Double(server.admissionLock.withLock { engine.idempotencyKeyCount }))
+        if server.admissionLock.try() {  // shared with the intake thread; never waited for on the loop
+            idempotencyKeys.set(Double(engine.idempotencyKeyCount))
+            server.admissionLock.unlock()
+        }
         statusChanges.set(Double(engine.statusChanges.changeCount))
         residentDeltaBytes.set(Double(engine.residentDeltaBytes))
         spilledChunks.set(Double(engine.spilledChunkCount))

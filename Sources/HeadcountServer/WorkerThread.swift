@@ -20,8 +20,9 @@ final class WorkerThread {
     enum SchedulingClass {
         /// SCHED_IDLE (or nice 19 where that is refused).
         case idle
-        /// The default class, with this EEVDF time slice in microseconds (0: the kernel's).
-        case normal(sliceMicroseconds: Int)
+        /// The default class at this nice value, with this EEVDF time slice in microseconds
+        /// (0: the kernel's).
+        case normal(sliceMicroseconds: Int, nice: Int)
     }
 
     private let condition = NSCondition()
@@ -77,8 +78,9 @@ final class WorkerThread {
             if hc_make_thread_idle_class() != 0 {
                 setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
             }
-        case .normal(let sliceMicroseconds):
-            if sliceMicroseconds > 0 { _ = hc_set_thread_slice(UInt64(sliceMicroseconds) * 1000, 0) }
+        case .normal(let sliceMicroseconds, let nice):
+            if sliceMicroseconds > 0 { _ = hc_set_thread_slice(UInt64(sliceMicroseconds) * 1000, Int32(nice)) }
+            if nice != 0 { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), Int32(nice)) }
         }
         condition.lock()
         while true {

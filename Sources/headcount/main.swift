@@ -57,6 +57,12 @@ struct Serve: ParsableCommand {
     var loopTimeSliceMicroseconds = 100
     @Option(help: "Feed bodies of at least this many bytes are decoded, checked for duplicates and WAL-encoded on a second thread beside the loop (hc-intake), so a batched feed uses two cores; smaller ones on the loop. 0: always on the loop.")
     var intakeThreadBodyBytes = 8192
+    @Option(help: "The intake thread's nice value (0-19): above 0, the loop thread and other processes (query clients) preempt it when every core is busy.")
+    var intakeThreadNice = 0
+    @Option(help: "The intake thread's scheduler time slice, in microseconds (0: the kernel's default).")
+    var intakeThreadSliceMicroseconds = 0
+    @Option(help: "The intake thread's scheduling class: normal (at --intake-thread-nice) or idle (SCHED_IDLE: only CPU time no other thread of the machine wants).")
+    var intakeThreadClass: IntakeThreadClass = .normal
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -81,6 +87,10 @@ struct Serve: ParsableCommand {
             throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
         }
         guard intakeThreadBodyBytes >= 0 else { throw ValidationError("--intake-thread-body-bytes must be at least 0") }
+        guard (0...19).contains(intakeThreadNice) else { throw ValidationError("--intake-thread-nice must be 0-19") }
+        guard intakeThreadSliceMicroseconds == 0 || (100...100_000).contains(intakeThreadSliceMicroseconds) else {
+            throw ValidationError("--intake-thread-slice-microseconds must be 0 or 100-100000")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -110,6 +120,9 @@ struct Serve: ParsableCommand {
         configuration.walLoopSyncBytes = walLoopSyncBytes
         configuration.loopTimeSliceMicroseconds = loopTimeSliceMicroseconds
         configuration.intakeThreadBodyBytes = intakeThreadBodyBytes
+        configuration.intakeThreadNice = intakeThreadNice
+        configuration.isIntakeThreadIdleClass = intakeThreadClass == .idle
+        configuration.intakeThreadSliceMicroseconds = intakeThreadSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -134,3 +147,7 @@ struct Serve: ParsableCommand {
 }
 
 Headcount.main()
+
+enum IntakeThreadClass: String, ExpressibleByArgument, CaseIterable {
+    case normal, idle
+}

@@ -158,7 +158,8 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(store.loadCount, 0, "queries and late events read spilled chunks back")
     }
 
-    /// `prefetch` has no effect: a random feed applied with prefetch calls (at random distances
+    /// `prefetch` has no effect, and applying a `PreparedEvent` is applying its event: a random
+    /// feed applied with prefetch calls (at random distances
     /// ahead, out of order, for events never applied, for eventIds never seen) and without
     /// gives identical statistics at many instants, the same tickets and events, and a
     /// byte-identical snapshot. Random: prints its seed; `HEADCOUNT_TEST_SEED=<n>` replays one.
@@ -184,18 +185,27 @@ final class EngineTests: XCTestCase {
         while start < admitted.count {
             let end = min(admitted.count, start + 1 + Int(random.next() % 200))
             let distance = [1, 3, 5, Engine.prefetchDistance, 16][Int(random.next() % 5)]
+            // Half the batches go through `PreparedEvent` (as the server applies), half not.
+            let viaPrepared = random.next() % 2 == 0
+            func hint(_ event: FeedEvent) {
+                if viaPrepared { prefetched.prefetch(PreparedEvent(event)) } else { prefetched.prefetch(event) }
+            }
             admitted[start..<end].withUnsafeBufferPointer { events in
-                for ahead in 0..<min(distance, events.count) { prefetched.prefetch(events[ahead].event) }
+                for ahead in 0..<min(distance, events.count) { hint(events[ahead].event) }
                 for index in 0..<events.count {
-                    if index + distance < events.count { prefetched.prefetch(events[index + distance].event) }
+                    if index + distance < events.count { hint(events[index + distance].event) }
                     switch random.next() % 16 {
-                    case 0: prefetched.prefetch(admitted[Int(random.next() % UInt64(admitted.count))].event)  // any event, past or future
-                    case 1: prefetched.prefetch(stranger)
-                    case 2: prefetched.prefetch(events[index].event)
+                    case 0: hint(admitted[Int(random.next() % UInt64(admitted.count))].event)  // any event, past or future
+                    case 1: hint(stranger)
+                    case 2: hint(events[index].event)
                     default: break
                     }
                     plain.apply(events[index].event, sequence: events[index].sequence)
-                    prefetched.apply(events[index].event, sequence: events[index].sequence)
+                    if viaPrepared {
+                        prefetched.apply(PreparedEvent(events[index].event), sequence: events[index].sequence)
+                    } else {
+                        prefetched.apply(events[index].event, sequence: events[index].sequence)
+                    }
                 }
             }
             plain.publish()
