@@ -30,10 +30,17 @@ import HeadcountStorage
 /// Events cross as `PreparedEvent`s, so the loop never touches strings the thread allocated.
 ///
 /// **Order.** Requests are admitted in the order they were read, whichever thread admits
-/// them: a request goes to the thread only while the loop's queue is empty, and to the loop
-/// only while the thread has nothing, so the two never admit at the same time and a request
-/// never overtakes an earlier one. A one-event request therefore stays on the loop (no thread
-/// hand-off, which costs two wake-ups) unless a batch is ahead of it on the thread.
+/// them: a request goes to the thread only while the loop's queue is empty, and the loop
+/// admits from its queue only while the thread has nothing, so the two never admit at the
+/// same time and a request never overtakes an earlier one. A one-event request therefore
+/// stays on the loop (no thread hand-off, which costs two wake-ups) unless a batch is ahead
+/// of it on the thread.
+///
+/// **Queries first.** While statistics or status-change queries are being served (one in the
+/// last `queryQuietNanoseconds`), new requests stay on the loop, whatever their size: a feed
+/// on both cores leaves none for the clients asking the queries on a small machine (measured
+/// on 2 cores: query p99 4–38 ms under a saturating feed on both cores, against ~1–2 ms with
+/// the feed on the loop alone). A pure ingest (a backfill, a replay) gets both cores.
 ///
 /// Group commit is unchanged: what was submitted is flushed once per loop turn
 /// (`FeedCommitter`), and a request is answered when every sequence assigned up to its last
@@ -87,6 +94,10 @@ final class FeedIntake {
     private var threadJobs = 0
     private let threadSliceMicroseconds: Int
     private let threadNice: Int
+    /// When the last query was served (`uv_hrtime`), and how long after it requests stay on
+    /// the loop (0: they never do for queries' sake).
+    var lastQueryAt: UInt64 = 0
+    let queryQuietNanoseconds: UInt64
     private let isThreadIdleClass: Bool
 
     /// Held around each step's admissions (the duplicate-check table), on either thread.
@@ -112,12 +123,14 @@ final class FeedIntake {
     var failed: ((Job, APIError) -> Void)!
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, sliceNanoseconds: UInt64, threadBodyBytes: Int = 0,
-         threadSliceMicroseconds: Int = 0, threadNice: Int = 0, isThreadIdleClass: Bool = false, admissionLock: NSLock = NSLock()) {
+         threadSliceMicroseconds: Int = 0, threadNice: Int = 0, isThreadIdleClass: Bool = false, queryQuietMilliseconds: Int = 0,
+         admissionLock: NSLock = NSLock()) {
         self.loop = loop
         self.sliceNanoseconds = sliceNanoseconds
         self.threadBodyBytes = threadBodyBytes
         self.threadSliceMicroseconds = threadSliceMicroseconds
         self.threadNice = threadNice
+        self.queryQuietNanoseconds = UInt64(max(queryQuietMilliseconds, 0)) * 1_000_000
         self.isThreadIdleClass = isThreadIdleClass
         self.admissionLock = admissionLock
         let idle = UnsafeMutablePointer<uv_idle_t>.allocate(capacity: 1)
@@ -133,12 +146,23 @@ final class FeedIntake {
     private(set) var threadJobCount = 0
 
     func enqueue(_ job: Job) {
-        // Never both at once: see "Order" above.
-        if threadJobs > 0 || (queue.isEmpty && threadBodyBytes > 0 && threadDecode != nil && job.body.count >= threadBodyBytes) {
+        // Never both at once: see "Order" and "Queries first" above.
+        if queue.isEmpty && threadBodyBytes > 0 && threadDecode != nil && !areQueriesActive
+            && (threadJobs > 0 || job.body.count >= threadBodyBytes) {
             return runOnThread(job)
         }
         queue.append(job)
-        guard let idle = idleHandle, !isIdleRunning else { return }
+        startSlices()
+    }
+
+    private var areQueriesActive: Bool {
+        queryQuietNanoseconds > 0 && lastQueryAt > 0 && uv_hrtime() &- lastQueryAt < queryQuietNanoseconds
+    }
+
+    /// Keeps the loop working off its queue (not while the thread still has requests: they
+    /// were read first).
+    private func startSlices() {
+        guard threadJobs == 0, !queue.isEmpty, let idle = idleHandle, !isIdleRunning else { return }
         isIdleRunning = true
         uv_idle_start(idle) { handle in
             Unmanaged<FeedIntake>.fromOpaque(handle!.pointee.data).takeUnretainedValue().runSlice()
@@ -186,6 +210,7 @@ final class FeedIntake {
         }, then: { [unowned self] in
             threadJobs -= 1
             if let failure = carrier.job.failure { failed(carrier.job, failure) } else { finished(carrier.job) }
+            startSlices()  // requests that queued on the loop behind the thread's
         })
     }
 

@@ -1,3 +1,4 @@
+import CLibUV
 import HeadcountCore
 import HeadcountFeed
 import HeadcountStorage
@@ -167,6 +168,7 @@ extension HeadcountServer: HTTPRequestHandler {
     // MARK: - GET /v1/event-statistics
 
     private func handleEventStatistics(_ request: HTTPRequest, respond: (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+        intake.lastQueryAt = uv_hrtime()  // queries first: the feed stays on the loop a while (FeedIntake)
         let principal: KeyStore.Principal
         switch authenticate(request) {
         case .success(let value): principal = value
@@ -224,6 +226,7 @@ extension HeadcountServer: HTTPRequestHandler {
     // MARK: - GET /events/{eventKey}/status-changes, /events/{eventKey}/objects/{objectLabel}/status-changes
 
     private func handleStatusChanges(_ request: HTTPRequest, respond: (HTTPResponse) -> Void, fail: (APIError) -> Void) {
+        intake.lastQueryAt = uv_hrtime()  // queries first: the feed stays on the loop a while (FeedIntake)
         let principal: KeyStore.Principal
         switch authenticate(request) {
         case .success(let value): principal = value

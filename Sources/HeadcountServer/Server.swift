@@ -103,7 +103,8 @@ public final class HeadcountServer {
                             threadBodyBytes: configuration.intakeThreadBodyBytes,
                             threadSliceMicroseconds: configuration.intakeThreadSliceMicroseconds,
                             threadNice: configuration.intakeThreadNice,
-                            isThreadIdleClass: configuration.isIntakeThreadIdleClass, admissionLock: admissionLock)
+                            isThreadIdleClass: configuration.isIntakeThreadIdleClass,
+                            queryQuietMilliseconds: configuration.intakeThreadQueryQuietMilliseconds, admissionLock: admissionLock)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
         intake.threadDecode = { [unowned self] body, format in self.intakeDecoder.decode(body, format: format) }
         intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }

@@ -45,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     public var intakeThreadSliceMicroseconds = 0
     /// Run the intake thread in SCHED_IDLE: it takes only CPU no other thread wants.
     public var isIntakeThreadIdleClass = false
+    /// After a statistics or status-change query, feed requests stay on the loop for this
+    /// long (queries first: the second core is left to the clients); 0: never.
+    public var intakeThreadQueryQuietMilliseconds = 1000
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096

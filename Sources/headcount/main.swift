@@ -63,6 +63,8 @@ struct Serve: ParsableCommand {
     var intakeThreadSliceMicroseconds = 0
     @Option(help: "The intake thread's scheduling class: normal (at --intake-thread-nice) or idle (SCHED_IDLE: only CPU time no other thread of the machine wants).")
     var intakeThreadClass: IntakeThreadClass = .normal
+    @Option(help: "After a statistics or status-change query, feed requests stay on the loop (one core) for this long, in milliseconds, leaving the other core to the clients asking queries; 0: large bodies always go to the intake thread.")
+    var intakeThreadQueryQuietMilliseconds = 1000
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -87,6 +89,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
         }
         guard intakeThreadBodyBytes >= 0 else { throw ValidationError("--intake-thread-body-bytes must be at least 0") }
+        guard intakeThreadQueryQuietMilliseconds >= 0 else { throw ValidationError("--intake-thread-query-quiet-milliseconds must be at least 0") }
         guard (0...19).contains(intakeThreadNice) else { throw ValidationError("--intake-thread-nice must be 0-19") }
         guard intakeThreadSliceMicroseconds == 0 || (100...100_000).contains(intakeThreadSliceMicroseconds) else {
             throw ValidationError("--intake-thread-slice-microseconds must be 0 or 100-100000")
@@ -122,6 +125,7 @@ struct Serve: ParsableCommand {
         configuration.intakeThreadBodyBytes = intakeThreadBodyBytes
         configuration.intakeThreadNice = intakeThreadNice
         configuration.isIntakeThreadIdleClass = intakeThreadClass == .idle
+        configuration.intakeThreadQueryQuietMilliseconds = intakeThreadQueryQuietMilliseconds
         configuration.intakeThreadSliceMicroseconds = intakeThreadSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
 

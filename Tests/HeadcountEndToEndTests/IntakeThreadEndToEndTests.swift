@@ -93,6 +93,37 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         try assertAnswersEqualModel(server: server, events: events, seed: seed)
     }
 
+    /// Queries first: right after a statistics query, a large batch is admitted on the loop
+    /// (the intake thread is not even started); once queries have been quiet for
+    /// `--intake-thread-query-quiet-milliseconds`, the next large batch goes to the thread.
+    func testAfterAQueryLargeBatchesStayOnTheLoopForAWhile() throws {
+        let server = try ServerProcess(extraArguments: ["--intake-thread-body-bytes", "1024",
+                                                        "--intake-thread-query-quiet-milliseconds", "400"])
+        defer { server.terminate(); server.removeData() }
+        try server.start()
+        let pid = server.processIdentifier
+        func hasIntakeThread() -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).contains {
+                ((try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("hc-intake")
+            }
+        }
+        let events = TestFeeds.uniqueTimeFeed(seed: 7, count: 400, eventIds: ["E1", "E2"], tickets: 50, base: E2E.base)
+        let client = try server.client()
+        func post(_ batch: ArraySlice<FeedEvent>) throws -> Int? {
+            try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
+                               body: batch.map(TestFeeds.ndjsonLine).joined(separator: "\n")).jsonObject()["accepted"] as? Int
+        }
+        XCTAssertEqual(try post(events[..<1]), 1)  // small: on the loop anyway
+        XCTAssertEqual(try client.request("GET", E2E.statisticsPath([events[0].eventId], at: E2E.time(E2E.base + 86_400_000)),
+                                          key: ServerProcess.adminKey).status, 200)
+        XCTAssertEqual(try post(events[1..<200]), 199)
+        XCTAssertFalse(hasIntakeThread(), "a batch right after a query is admitted on the loop")
+        Thread.sleep(forTimeInterval: 0.6)
+        XCTAssertEqual(try post(events[200...]), 200)
+        XCTAssertTrue(hasIntakeThread(), "with queries quiet, a large batch goes to the intake thread")
+        try assertAnswersEqualModel(server: server, events: events, seed: 7)
+    }
+
     private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
         let model = ReferenceModel()
         for (offset, event) in events.enumerated() where model.admit(id: event.id, arrivalMilliseconds: 0) {
