@@ -147,8 +147,8 @@ final class FeedIntake {
 
     func enqueue(_ job: Job) {
         // Never both at once: see "Order" and "Queries first" above.
-        if queue.isEmpty && threadBodyBytes > 0 && threadDecode != nil && !areQueriesActive
-            && (threadJobs > 0 || job.body.count >= threadBodyBytes) {
+        if queue.isEmpty && threadBodyBytes > 0 && threadDecode != nil
+            && (threadJobs > 0 || job.body.count >= threadBodyBytes) && !areQueriesActive {
             return runOnThread(job)
         }
         queue.append(job)
