@@ -40,7 +40,7 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         let sent = batches.reduce(0) { $0 + $1.count }
 
         let server = try ServerProcess(extraArguments: ["--fsync", "on", "--intake-thread-body-bytes", "1024",
-                                                        "--max-body-bytes", "1048576"])
+                                                        "--max-body-bytes", "1048576", "--max-batch-events", "300"])
         defer { server.terminate(); server.removeData() }
         try server.start()
 
@@ -79,6 +79,10 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         let broken = "[" + String(repeating: #"{"id":"x","type":"ticket.created"},"#, count: 100)
         E2E.assertError(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/json", body: broken),
                         status: 400, code: "INVALID_JSON")
+        // More events than a request may carry: 413, from the thread, and nothing admitted.
+        let tooMany = Array(repeating: events[0], count: 301).map(TestFeeds.ndjsonLine).joined(separator: "\n")
+        E2E.assertError(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: tooMany),
+                        status: 413, code: "TOO_MANY_EVENTS")
         // A large batch of nothing but copies adds nothing.
         let copies = Array(events[..<200])
         let again = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
