@@ -44,18 +44,11 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         // Four producers send batches concurrently; the test kills the server mid-stream.
         let outcomes = Outcomes()
         let port = server.port
-        let producers = (0..<4).map { producer in
-            Thread {
-                guard let client = try? TestHTTPClient(port: port, timeoutSeconds: 10) else { return }
-                for batch in stride(from: producer, to: batches.count, by: 4) {
-                    let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
-                    guard let response = try? client.request("POST", "/v1/feed", key: ServerProcess.feedKey,
-                                                             contentType: "application/x-ndjson", body: body) else { return }
-                    if response.status == 200 { outcomes.acknowledge(batch) } else { return }
-                }
-            }
+        let producers = E2E.startProducers(batches, port: port, timeoutSeconds: 10) { batch, response in
+            guard response?.status == 200 else { return false }
+            outcomes.acknowledge(batch)
+            return true
         }
-        producers.forEach { $0.start() }
         while outcomes.all.count < batches.count / 3 { usleep(1_000) }
         server.kill()
         while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
@@ -77,7 +70,7 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
             let response = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: body)
             XCTAssertEqual(response.status, 200, response.text)
         }
-        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+        try E2E.assertAnswersEqualModel(server: server, events: events, seed: seed)
 
         // Let the housekeeping timer take a background snapshot (more than 1,500 events were
         // applied since start), then crash again: recovery = that snapshot + the WAL after it.
@@ -93,38 +86,11 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         XCTAssertEqual(try tail.jsonObject()["accepted"] as? Int, laterEvents.count)
         server.kill()
         try server.start()
-        try assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
+        try E2E.assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
 
         // And once more through a clean restart (final snapshot + WAL).
         XCTAssertEqual(server.terminate(), 0)
         try server.start()
-        try assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
-    }
-
-    private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
-        let model = ReferenceModel()
-        for (offset, event) in events.enumerated() where model.admit(id: event.id, arrivalMilliseconds: 0) {
-            model.apply(event, sequence: UInt64(offset + 1))
-        }
-        let client = try server.client()
-        let times = events.map(\.occurredAt).sorted()
-        let instants = [times.first! - 1, times.first!] + stride(from: 0, to: times.count, by: max(1, times.count / 25)).map { times[$0] } + [times.last!, times.last! + 60_000]
-        for instant in instants {
-            let response = try client.request("GET", E2E.statisticsPath(["E1", "E2"], at: Timestamp.format(milliseconds: instant)),
-                                              key: ServerProcess.adminKey)
-            let answers = E2E.counters(response)
-            XCTAssertEqual(answers.count, 2)
-            for answer in answers {
-                let eventId = answer["eventId"] as? String ?? "?"
-                guard let expected = model.statistics(eventId: eventId, at: instant) else { return XCTFail("model lacks \(eventId)") }
-                for counter in StatisticsCounter.allCases {
-                    XCTAssertEqual(answer[counter.fieldName] as? Int, Int(expected[counter]),
-                                   "\(eventId) \(counter.fieldName) at \(instant) (HEADCOUNT_TEST_SEED=\(seed))")
-                }
-                let updatedAt = answer["updatedAt"] as? String
-                XCTAssertEqual(updatedAt, expected.updatedAt.map { Timestamp.format(milliseconds: $0) }, "updatedAt at \(instant)")
-            }
-        }
+        try E2E.assertAnswersEqualModel(server: server, events: allEvents, seed: seed)
     }
 }
-

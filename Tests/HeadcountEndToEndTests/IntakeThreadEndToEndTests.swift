@@ -46,22 +46,17 @@ final class IntakeThreadEndToEndTests: XCTestCase {
 
         let totals = Totals()
         let port = server.port
-        let producers = (0..<4).map { producer in
-            Thread {
-                guard let client = try? TestHTTPClient(port: port, timeoutSeconds: 30) else { return totals.fail("connect") }
-                for batch in stride(from: producer, to: batches.count, by: 4) {
-                    let body = batches[batch].map(TestFeeds.ndjsonLine).joined(separator: "\n")
-                    guard let response = try? client.request("POST", "/v1/feed", key: ServerProcess.feedKey,
-                                                             contentType: "application/x-ndjson", body: body),
-                          response.status == 200, let result = try? response.jsonObject(),
-                          let accepted = result["accepted"] as? Int, let duplicates = result["duplicates"] as? Int,
-                          (result["rejected"] as? [Any])?.isEmpty == true
-                    else { return totals.fail("batch \(batch) was not answered 200 with no rejections") }
-                    totals.add(accepted: accepted, duplicates: duplicates)
-                }
+        let producers = E2E.startProducers(batches, port: port, timeoutSeconds: 30) { batch, response in
+            guard let response, response.status == 200, let result = try? response.jsonObject(),
+                  let accepted = result["accepted"] as? Int, let duplicates = result["duplicates"] as? Int,
+                  (result["rejected"] as? [Any])?.isEmpty == true
+            else {
+                totals.fail("batch \(batch) was not answered 200 with no rejections")
+                return false
             }
+            totals.add(accepted: accepted, duplicates: duplicates)
+            return true
         }
-        producers.forEach { $0.start() }
         while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
         XCTAssertEqual(totals.failures, [], "seed \(seed)")
         XCTAssertEqual(totals.accepted, events.count, "every id accepted exactly once (seed \(seed))")
@@ -91,10 +86,10 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         XCTAssertEqual(again["duplicates"] as? Int, copies.count)
 
         // The statistics are the model's, now and after a restart (snapshot + WAL).
-        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+        try E2E.assertAnswersEqualModel(server: server, events: events, seed: seed)
         XCTAssertEqual(server.terminate(), 0)
         try server.start()
-        try assertAnswersEqualModel(server: server, events: events, seed: seed)
+        try E2E.assertAnswersEqualModel(server: server, events: events, seed: seed)
     }
 
     /// Queries first: right after a statistics query, a large batch is admitted on the loop
@@ -125,29 +120,7 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.6)
         XCTAssertEqual(try post(events[200...]), 200)
         XCTAssertTrue(hasIntakeThread(), "with queries quiet, a large batch goes to the intake thread")
-        try assertAnswersEqualModel(server: server, events: events, seed: 7)
-    }
-
-    private func assertAnswersEqualModel(server: ServerProcess, events: [FeedEvent], seed: UInt64) throws {
-        let model = ReferenceModel()
-        for (offset, event) in events.enumerated() where model.admit(id: event.id, arrivalMilliseconds: 0) {
-            model.apply(event, sequence: UInt64(offset + 1))
-        }
-        let client = try server.client()
-        let times = events.map(\.occurredAt).sorted()
-        let instants = [times.first! - 1] + stride(from: 0, to: times.count, by: max(1, times.count / 20)).map { times[$0] } + [times.last! + 60_000]
-        for instant in instants {
-            let response = try client.request("GET", E2E.statisticsPath(["E1", "E2"], at: Timestamp.format(milliseconds: instant)),
-                                              key: ServerProcess.adminKey)
-            for answer in E2E.counters(response) {
-                let eventId = answer["eventId"] as? String ?? "?"
-                guard let expected = model.statistics(eventId: eventId, at: instant) else { return XCTFail("model lacks \(eventId)") }
-                for counter in StatisticsCounter.allCases {
-                    XCTAssertEqual(answer[counter.fieldName] as? Int, Int(expected[counter]),
-                                   "\(eventId) \(counter.fieldName) at \(instant) (seed \(seed))")
-                }
-            }
-        }
+        try E2E.assertAnswersEqualModel(server: server, events: events, seed: 7)
     }
 }
 
