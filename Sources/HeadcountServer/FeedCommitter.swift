@@ -242,7 +242,7 @@ final class FeedCommitter {
             && !isTrimPending && waiters.isEmpty && unapplied.isEmpty
     }
 
-    /// One admission step's records, built by the admitting thread outside any lock.
+    /// One admission step's records, built by the admitting thread without the pending lock.
     struct Submission {
         var bytes: [UInt8] = []
         var events: [(event: PreparedEvent, sequence: UInt64)] = []

@@ -24,8 +24,9 @@ import HeadcountStorage
 /// core with all of it on the loop). What the thread shares with the loop:
 /// - the engine's duplicate-check table, under `admissionLock`, held for a step's admissions
 ///   (the loop takes it only to expire keys, count them or take a snapshot);
-/// - the committer's pending WAL buffer, to which a step's records, encoded outside any lock,
-///   are appended (`FeedCommitter.submit`, a short lock the loop takes to flush);
+/// - the committer's pending WAL buffer, to which a step's records, encoded into a
+///   `FeedCommitter.Submission` of the admitting thread's own, are appended at the end of the
+///   step (`FeedCommitter.submit`, a short lock the loop takes to flush);
 /// - the sequence counter, owned by whichever thread admits (see "Order").
 /// Events cross as `PreparedEvent`s, so the loop never touches strings the thread allocated.
 ///
@@ -142,8 +143,6 @@ final class FeedIntake {
     /// No request is waiting to be admitted, on either thread.
     var isEmpty: Bool { queue.isEmpty && threadJobs == 0 }
     var queuedRequests: Int { queue.count + threadJobs }
-    /// Requests handed to the intake thread so far (for metrics and tests).
-    private(set) var threadJobCount = 0
 
     func enqueue(_ job: Job) {
         // Never both at once: see "Order" and "Queries first" above.
@@ -187,7 +186,6 @@ final class FeedIntake {
 
     private func runOnThread(_ job: Job) {
         threadJobs += 1
-        threadJobCount += 1
         let worker = self.worker ?? WorkerThread(loop: loop, name: "hc-intake",
                                                  schedulingClass: isThreadIdleClass ? .idle : .normal(sliceMicroseconds: threadSliceMicroseconds, nice: threadNice))
         self.worker = worker
