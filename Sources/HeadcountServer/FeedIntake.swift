@@ -71,6 +71,8 @@ final class FeedIntake {
         var failure: APIError?
         /// A word of the duplicate-check slots touched before a step (`Engine.touchAdmissions`).
         var touchSink: UInt64 = 0
+        /// Decoded and admitted on the intake thread (for `/metrics`).
+        var wasOnIntakeThread = false
 
         init(body: [UInt8], format: FeedBodyFormat, arrivalMilliseconds: Int64, responder: HTTPResponder) {
             self.body = body
@@ -189,6 +191,8 @@ final class FeedIntake {
         let worker = self.worker ?? WorkerThread(loop: loop, name: "hc-intake",
                                                  schedulingClass: isThreadIdleClass ? .idle : .normal(sliceMicroseconds: threadSliceMicroseconds, nice: threadNice))
         self.worker = worker
+        var job = job
+        job.wasOnIntakeThread = true
         let carrier = ThreadJob(job)
         worker.submit({ [unowned self] in
             // On the intake thread: the whole request at once (it holds up no query).

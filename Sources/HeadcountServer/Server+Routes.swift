@@ -120,7 +120,8 @@ extension HeadcountServer: HTTPRequestHandler {
     /// A queued feed request is fully admitted: count it, and answer it once its events are
     /// durable and applied.
     func feedRequestAdmitted(_ job: FeedIntake.Job) {
-        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count)
+        metrics.recordFeed(accepted: job.accepted, duplicates: job.duplicates, rejected: job.rejections.count,
+                           onIntakeThread: job.wasOnIntakeThread)
         let body: [UInt8]
         if job.rejections.isEmpty && job.accepted < FeedAnswerBodies.countLimit && job.duplicates < FeedAnswerBodies.countLimit {
             body = FeedAnswerBodies.common[job.accepted * FeedAnswerBodies.countLimit + job.duplicates]

@@ -7,6 +7,9 @@ final class ServerMetrics {
     private let feedDuplicates: Counter
     private let feedRejected: Counter
     private let queries: Counter
+    /// Feed requests admitted on the loop and on the intake thread.
+    private let feedRequestsOnLoop: Counter
+    private let feedRequestsOnIntakeThread: Counter
     private var responsesByClass: [Counter]
     private let events: Gauge
     private let tickets: Gauge
@@ -28,6 +31,8 @@ final class ServerMetrics {
         feedAccepted = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "accepted")])
         feedDuplicates = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "duplicate")])
         feedRejected = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "rejected")])
+        feedRequestsOnLoop = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_requests_total", "Feed requests admitted, by the thread that decoded and admitted them"), labels: [("thread", "loop")])
+        feedRequestsOnIntakeThread = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_requests_total", "Feed requests admitted, by the thread that decoded and admitted them"), labels: [("thread", "intake")])
         queries = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_queries_total", "Statistics and status-change queries answered"))
         responsesByClass = ["1xx", "2xx", "3xx", "4xx", "5xx"].map {
             registry.makeCounter(descriptor: ServerMetrics.describe("headcount_http_responses_total", "HTTP responses by status class"), labels: [("class", $0)])
@@ -53,7 +58,8 @@ final class ServerMetrics {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    func recordFeed(accepted: Int, duplicates: Int, rejected: Int) {
+    func recordFeed(accepted: Int, duplicates: Int, rejected: Int, onIntakeThread: Bool) {
+        (onIntakeThread ? feedRequestsOnIntakeThread : feedRequestsOnLoop).increment()
         if accepted > 0 { feedAccepted.increment(by: Int64(accepted)) }
         if duplicates > 0 { feedDuplicates.increment(by: Int64(duplicates)) }
         if rejected > 0 { feedRejected.increment(by: Int64(rejected)) }

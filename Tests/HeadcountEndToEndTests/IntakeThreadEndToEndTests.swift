@@ -68,6 +68,10 @@ final class IntakeThreadEndToEndTests: XCTestCase {
             ((try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         }
         XCTAssertTrue(names.contains("hc-intake"), "threads: \(names)")
+        let metrics = try server.client().request("GET", "/metrics", key: ServerProcess.adminKey).text
+        let onThread = metrics.split(separator: "\n").first { $0.hasPrefix(#"headcount_feed_requests_total{thread="intake"}"#) }
+        XCTAssertGreaterThan(onThread.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0, 0,
+                             "/metrics counts the requests admitted on the intake thread")
 
         let client = try server.client()
         // A large body that is not JSON fails whole, from the thread, with the JSON error body.
