@@ -4,6 +4,9 @@
 // plain C struct with views of the fields the feed knows; this file applies the feed's rules
 // and builds `FeedEvent`s. No Foundation, no JSONDecoder: this runs for every event.
 import CFeedJSON
+#if canImport(Glibc)
+import Glibc
+#endif
 import HeadcountCore
 
 /// How a `POST /v1/feed` body is framed.
@@ -93,6 +96,69 @@ public final class FeedDecoder {
         }
         return .success(items)
     }
+
+    // MARK: - Incremental decoding
+
+    /// Begins decoding `body` a few events at a time (`nextItems`), for a caller that must
+    /// not spend a whole large body's decoding at once (the event loop, between queries).
+    ///
+    /// Only a body that can no longer fail as a whole is decoded this way, since its first
+    /// events are admitted before its last ones are decoded: `.success` means it has begun
+    /// and every later outcome is per event; `.failure` is the whole body's failure, found
+    /// here; nil means that cannot be known before the end (an NDJSON body with more lines
+    /// than the event limit, or an array too large to count): use `decode` instead. `body`
+    /// is copied. Until `endItems`, this decoder must not be used for another body.
+    public func beginItems(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat) -> Result<Void, FeedBodyError>? {
+        let limit = limits.eventsPerRequestMax
+        if format == .ndjson {
+            // Every event is a line: at most (newlines + 1) events.
+            guard var cursor = body.baseAddress else { return nil }
+            let end = cursor + body.count
+            var lines = 1
+            while let newline = memchr(cursor, 0x0A, end - cursor) {
+                lines += 1
+                if lines > limit { return nil }
+                cursor = UnsafeRawPointer(newline) + 1
+            }
+        }
+        var info = hc_feed_body_info()
+        let cFormat: hc_feed_format = format == .json ? .HC_FEED_FORMAT_JSON : .HC_FEED_FORMAT_NDJSON
+        let status = hc_feed_begin(handle, body.baseAddress, body.count, cFormat, &info)
+        itemsDecoded = 0
+        switch status {
+        case .HC_BODY_OK:
+            break
+        case .HC_BODY_INVALID_JSON:
+            endItems()
+            return .failure(.invalidJSON(Self.parseErrorMessage(info.error_code)))
+        case .HC_BODY_NOT_CONTAINER:
+            endItems()
+            return .failure(.invalidJSON("the body must be a JSON object or an array of objects"))
+        }
+        if format == .json {
+            guard info.event_count >= 0 else { endItems(); return nil }
+            if info.event_count > Int64(limit) { endItems(); return .failure(.tooManyEvents(limit: limit)) }
+        }
+        return .success(())
+    }
+
+    /// Appends the next events (at most `max`) of the body begun with `beginItems` to
+    /// `items`, indexed from where the last call stopped; true once the body is exhausted.
+    public func nextItems(into items: inout [FeedItem], max: Int) -> Bool {
+        var event = hc_feed_event()
+        for _ in 0..<max {
+            guard hc_feed_next(handle, &event) != 0 else { return true }
+            items.append(item(&event, index: itemsDecoded))
+            itemsDecoded += 1
+        }
+        return false
+    }
+
+    /// Ends an incremental decoding (releasing an oversized body's buffers).
+    public func endItems() {
+        hc_feed_end(handle, Self.retainedBufferBytes)
+    }
+    private var itemsDecoded = 0
 
     // MARK: - Validation
 

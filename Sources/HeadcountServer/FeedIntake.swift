@@ -60,6 +60,8 @@ final class FeedIntake {
         /// Answers the request (`HeadcountServer.feedAnswered`).
         let responder: HTTPResponder
         var items: [FeedItem]?
+        /// Being decoded a step at a time by the loop's decoder (`FeedDecoder.beginItems`).
+        var isDecodingInSteps = false
         var next = 0
         var accepted = 0
         var duplicates = 0
@@ -107,6 +109,10 @@ final class FeedIntake {
     let admissionLock: NSLock
     /// Decodes a body on the loop (the server's decoder and its limits).
     var decode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)!
+    /// The loop decoder's incremental form (`FeedDecoder.beginItems`, `nextItems`, `endItems`).
+    var beginItems: (([UInt8], FeedBodyFormat) -> Result<Void, FeedBodyError>?)?
+    var nextItems: ((inout [FeedItem], Int) -> Bool)!
+    var endItems: (() -> Void)!
     /// Decodes a body on the intake thread (a decoder of its own, same limits).
     var threadDecode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)?
     /// Admits one event by its duplicate-check key (`Engine.admissionKey(id:)`): true if new
@@ -202,8 +208,8 @@ final class FeedIntake {
             switch threadDecode!(carrier.job.body, carrier.job.format) {
             case .success(let items):
                 carrier.job.body = []
-                while carrier.job.next < items.count { step(&carrier.job, items: items, keys: &keys, submission: &submission) }
-                if items.isEmpty { carrier.job.throughSequence = lastAssignedSequence() }
+                while carrier.job.next < items.count { step(&carrier.job, items: items, offset: 0, keys: &keys, submission: &submission) }
+                carrier.job.throughSequence = lastAssignedSequence()
             case .failure(.invalidJSON(let detail)):
                 carrier.job.failure = .invalidJSON(detail)
             case .failure(.tooManyEvents(let limit)):
@@ -219,11 +225,12 @@ final class FeedIntake {
     /// Admits and submits the job's next `stepEvents` events: their keys (and encoding
     /// checks) first, then, under the admission lock, their table slots touched together
     /// (their cache misses overlap) and the admissions; the admitted events are encoded as
-    /// they go and submitted together at the end of the step.
-    private func step(_ job: inout Job, items: [FeedItem], keys: inout [Hash128], submission: inout FeedCommitter.Submission) {
-        let end = min(job.next + stepEvents, items.count)
+    /// they go and submitted together at the end of the step. `items[i]` is the job's event
+    /// `offset + i` (all of them from 0, or one step's worth when decoding in steps).
+    private func step(_ job: inout Job, items: [FeedItem], offset: Int, keys: inout [Hash128], submission: inout FeedCommitter.Submission) {
+        let end = offset + min(job.next - offset + stepEvents, items.count)
         keys.removeAll(keepingCapacity: true)
-        for index in job.next..<end {
+        for index in (job.next - offset)..<(end - offset) {
             if case .event(let event) = items[index], WALRecord.encodingProblem(of: event) == nil {
                 keys.append(Engine.admissionKey(id: event.id))
             } else {
@@ -235,7 +242,7 @@ final class FeedIntake {
         var step = 0
         while job.next < end {
             defer { step += 1 }
-            switch items[job.next] {
+            switch items[job.next - offset] {
             case .event(let event):
                 if keys[step].low == 0 && keys[step].high == 0, let problem = WALRecord.encodingProblem(of: event) {
                     job.rejections.append((job.next, event.id, problem))
@@ -252,7 +259,6 @@ final class FeedIntake {
         }
         admissionLock.unlock()
         submit(&submission)
-        if job.next == items.count { job.throughSequence = lastAssignedSequence() }
     }
 
     private func runSlice() {
@@ -260,7 +266,24 @@ final class FeedIntake {
         repeat {
             // Taken out while worked on (moved, not copied), put back if not finished.
             guard var job = queue.popFirst() else { break }
-            if job.items == nil {
+            if job.items == nil && !job.isDecodingInSteps {
+                // A large body is decoded a step at a time, interleaved with its admissions:
+                // decoding 1,000 events at once (and freeing them at once) held a query up
+                // for ~0.8 ms. Only a body that can no longer fail as a whole is (see
+                // `FeedDecoder.beginItems`); any other is decoded whole.
+                if job.body.count >= stepDecodeBodyBytes, let begin = beginItems, let begun = begin(job.body, job.format) {
+                    switch begun {
+                    case .success:
+                        job.isDecodingInSteps = true
+                        job.body = []
+                        queue.prepend(job)
+                    case .failure(.invalidJSON(let detail)):
+                        failed(job, .invalidJSON(detail))
+                    case .failure(.tooManyEvents(let limit)):
+                        failed(job, .tooManyEvents(limit: limit))
+                    }
+                    continue
+                }
                 switch decode(job.body, job.format) {
                 case .success(let items):
                     job.items = items
@@ -273,13 +296,28 @@ final class FeedIntake {
                 }
                 continue  // look at the clock after a decode
             }
+            if job.isDecodingInSteps {
+                stepItems.removeAll(keepingCapacity: true)
+                let isExhausted = nextItems(&stepItems, stepEvents)
+                if !stepItems.isEmpty {
+                    step(&job, items: stepItems, offset: job.next, keys: &stepKeys, submission: &stepSubmission)
+                }
+                if isExhausted {
+                    endItems()
+                    job.isDecodingInSteps = false
+                    job.throughSequence = lastAssignedSequence()
+                    finished(job)
+                } else {
+                    queue.prepend(job)
+                }
+                continue
+            }
             let items = job.items!
-            if items.isEmpty {
-                job.throughSequence = lastAssignedSequence()
-            } else {
-                step(&job, items: items, keys: &stepKeys, submission: &stepSubmission)
+            if !items.isEmpty {
+                step(&job, items: items, offset: 0, keys: &stepKeys, submission: &stepSubmission)
             }
             if job.next == items.count {
+                job.throughSequence = lastAssignedSequence()
                 finished(job)
             } else {
                 queue.prepend(job)
@@ -290,6 +328,10 @@ final class FeedIntake {
             uv_idle_stop(idle)
         }
     }
+    /// Bodies at least this large are decoded in steps on the loop (smaller ones at once:
+    /// a step's worth of events or less).
+    private let stepDecodeBodyBytes = 8 * 1024
+    private var stepItems: [FeedItem] = []
     private var stepKeys: [Hash128] = []
     private var stepSubmission = FeedCommitter.Submission()
 }

@@ -106,6 +106,9 @@ public final class HeadcountServer {
                             isThreadIdleClass: configuration.isIntakeThreadIdleClass,
                             queryQuietMilliseconds: configuration.intakeThreadQueryQuietMilliseconds, admissionLock: admissionLock)
         intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
+        intake.beginItems = { [unowned self] body, format in body.withUnsafeBytes { self.decoder.beginItems($0, format: format) } }
+        intake.nextItems = { [unowned self] items, max in self.decoder.nextItems(into: &items, max: max) }
+        intake.endItems = { [unowned self] in self.decoder.endItems() }
         intake.threadDecode = { [unowned self] body, format in self.intakeDecoder.decode(body, format: format) }
         intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }
         intake.admit = { [unowned self] key, arrival in self.engine.admit(key: key, arrivalMilliseconds: arrival) }

@@ -100,7 +100,7 @@ final class IntakeThreadEndToEndTests: XCTestCase {
     /// (the intake thread is not even started); once queries have been quiet for
     /// `--intake-thread-query-quiet-milliseconds`, the next large batch goes to the thread.
     func testAfterAQueryLargeBatchesStayOnTheLoopForAWhile() throws {
-        let server = try ServerProcess(extraArguments: ["--intake-thread-body-bytes", "1024",
+        let server = try ServerProcess(extraArguments: ["--intake-thread-body-bytes", "1024", "--max-batch-events", "300",
                                                         "--intake-thread-query-quiet-milliseconds", "400"])
         defer { server.terminate(); server.removeData() }
         try server.start()
@@ -117,9 +117,31 @@ final class IntakeThreadEndToEndTests: XCTestCase {
                                body: batch.map(TestFeeds.ndjsonLine).joined(separator: "\n")).jsonObject()["accepted"] as? Int
         }
         XCTAssertEqual(try post(events[..<1]), 1)  // small: on the loop anyway
-        XCTAssertEqual(try client.request("GET", E2E.statisticsPath([events[0].eventId], at: E2E.time(E2E.base + 86_400_000)),
-                                          key: ServerProcess.adminKey).status, 200)
-        XCTAssertEqual(try post(events[1..<200]), 199)
+        func query() throws {
+            XCTAssertEqual(try client.request("GET", E2E.statisticsPath([events[0].eventId], at: E2E.time(E2E.base + 86_400_000)),
+                                              key: ServerProcess.adminKey).status, 200)
+        }
+        // On the loop, large bodies are decoded a step at a time between admissions; one that
+        // fails as a whole still fails whole, with nothing of it admitted (its events are
+        // accepted below).
+        try query()
+        let broken = "[" + String(repeating: #"{"id":"x","type":"ticket.created"},"#, count: 300)
+        E2E.assertError(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/json", body: broken),
+                        status: 400, code: "INVALID_JSON")
+        for (format, body) in [("application/x-ndjson", events[1..<302].map(TestFeeds.ndjsonLine).joined(separator: "\n")),
+                               ("application/json", "[" + events[1..<302].map(TestFeeds.ndjsonLine).joined(separator: ",") + "]")] {
+            try query()
+            E2E.assertError(try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: format, body: body),
+                            status: 413, code: "TOO_MANY_EVENTS")
+        }
+        try query()
+        // A broken line among them is that event's rejection, at its index.
+        var lines = events[1..<200].map(TestFeeds.ndjsonLine)
+        lines.insert("{broken", at: 150)
+        let mixed = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
+                                       body: lines.joined(separator: "\n")).jsonObject()
+        XCTAssertEqual(mixed["accepted"] as? Int, 199)
+        XCTAssertEqual(((mixed["rejected"] as? [[String: Any]])?.first)?["index"] as? Int, 150)
         XCTAssertFalse(hasIntakeThread(), "a batch right after a query is admitted on the loop")
         Thread.sleep(forTimeInterval: 0.6)
         XCTAssertEqual(try post(events[200...]), 200)

@@ -470,6 +470,69 @@ final class FeedDecoderTests: XCTestCase {
         }
     }
 
+    // MARK: - Decoding in steps
+
+    /// What decoding `body` in steps of `step` events gives: the whole body's failure, nil
+    /// (must be decoded whole), or the items, with the decoder reused meanwhile.
+    private func decodeInSteps(_ decoder: FeedDecoder, _ body: [UInt8], _ format: FeedBodyFormat, step: Int) -> Result<[FeedItem], FeedBodyError>? {
+        guard let begun = body.withUnsafeBytes({ decoder.beginItems($0, format: format) }) else { return nil }
+        if case .failure(let error) = begun { return .failure(error) }
+        var items: [FeedItem] = []
+        while !decoder.nextItems(into: &items, max: step) {}
+        decoder.endItems()
+        return .success(items)
+    }
+
+    /// Decoding in steps (the loop's way with large bodies) gives exactly what decoding the
+    /// whole body gives, for any step size, and refuses to begin only a body whose failure as
+    /// a whole cannot be known up front (then the caller decodes it whole).
+    func testDecodingInStepsMatchesWholeBodies() {
+        let limits = FeedDecoderLimits(eventsPerRequestMax: 5)
+        let decoder = FeedDecoder(limits: limits)
+        let a = #"{"id":"a","type":"ticket.created","eventId":"E1","ticketId":"T1","occurredAt":"2025-05-21T06:00:00Z"}"#
+        let bodies: [(String, FeedBodyFormat)] = [
+            ("[\(a),\(a),\(a)]", .json), ("[\(a),\(a),\(a),\(a),\(a),\(a)]", .json), ("[1,2,{\"id\":3}]", .json),
+            ("[]", .json), (a, .json), ("[\(a),", .json), ("7", .json), ("", .json),
+            ("\(a)\n\n\(a)\nbroken\n\(a)", .ndjson), ("\(a)\n\(a)\n\(a)\n\(a)\n\(a)\n\(a)", .ndjson),
+            ("\(a)\n\n\n\n\n\(a)", .ndjson), ("", .ndjson), ("\(a)\n", .ndjson),
+        ]
+        var begun = 0
+        for (index, (text, format)) in bodies.enumerated() {
+            let body = Array(text.utf8)
+            let whole = decoder.decode(body, format: format)
+            for step in [1, 2, 64] {
+                guard let stepped = decodeInSteps(decoder, body, format, step: step) else {
+                    // Refused: only where the whole body may still fail at its end.
+                    XCTAssertEqual(format, .ndjson, "body \(index)")
+                    XCTAssertGreaterThan(body.filter { $0 == 0x0A }.count + 1, limits.eventsPerRequestMax, "body \(index)")
+                    continue
+                }
+                begun += 1
+                XCTAssertEqual(stepped, whole, "body \(index), step \(step)")
+            }
+        }
+        XCTAssertGreaterThan(begun, 20)
+
+        // Mutated bodies, with the decoder used for whole bodies in between.
+        var rng = SplitMix64(seed: 0x57e95)
+        let seed = Array("[\(a),{\"id\":\"b\",\"type\":\"pass.added\",\"eventId\":\"E1\",\"ticketId\":\"T\",\"occurredAt\":\"2025-05-21T06:00:00Z\",\"platform\":\"ios\"}]".utf8)
+        let alphabet = Array(#"{}[]:,"\ 0123456789\#n"#.utf8) + [0x00, 0xC3, 0xFF]
+        let other = FeedDecoder(limits: limits)
+        for _ in 0 ..< 3_000 {
+            var body = seed
+            for _ in 0 ... Int(rng.next() % 3) {
+                let at = Int(rng.next() % UInt64(body.count))
+                body[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+            }
+            for format in [FeedBodyFormat.json, .ndjson] {
+                let whole = other.decode(body, format: format)
+                if let stepped = decodeInSteps(decoder, body, format, step: Int(rng.next() % 3) + 1) {
+                    XCTAssertEqual(stepped, whole)
+                }
+            }
+        }
+    }
+
     // MARK: - Throughput (printed, never asserted)
 
     func testThroughputPrinted() {
