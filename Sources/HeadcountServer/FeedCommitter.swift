@@ -118,7 +118,7 @@ final class FeedCommitter {
     private var applyingIndex = 0
     private var flushBoundaries: Deque<UInt64> = []
     private let applySliceEvents: Int
-    /// …and at most this long (the clock is read every 32 events).
+    /// …and at most this long (the clock is read every 8 events).
     private let applySliceNanoseconds: UInt64
     private var idleHandle: UnsafeMutablePointer<uv_idle_t>?
     private var pendingBytes: [UInt8] = []
@@ -421,7 +421,9 @@ final class FeedCommitter {
                     applyDurable?(events[index].event, events[index].sequence)
                     index += 1
                     count += 1
-                    if count & 31 == 0 && uv_hrtime() >= deadline { isOutOfTime = true; break }
+                    // Every 8 events: right after a snapshot an event may first copy a few
+                    // 128 KiB pieces of the state it touches (copy-on-write).
+                    if count & 7 == 0 && uv_hrtime() >= deadline { isOutOfTime = true; break }
                 }
             }
             if index == flush.count {

@@ -60,8 +60,10 @@ final class FeedIntake {
         /// Answers the request (`HeadcountServer.feedAnswered`).
         let responder: HTTPResponder
         var items: [FeedItem]?
-        /// Being decoded a step at a time by the loop's decoder (`FeedDecoder.beginItems`).
+        /// Being decoded a step at a time by the loop's decoder (`FeedDecoder.beginItems`),
+        /// and whether the decoder has given all its events.
         var isDecodingInSteps = false
+        var isDecoderExhausted = false
         var next = 0
         var accepted = 0
         var duplicates = 0
@@ -227,7 +229,12 @@ final class FeedIntake {
     /// (their cache misses overlap) and the admissions; the admitted events are encoded as
     /// they go and submitted together at the end of the step. `items[i]` is the job's event
     /// `offset + i` (all of them from 0, or one step's worth when decoding in steps).
-    private func step(_ job: inout Job, items: [FeedItem], offset: Int, keys: inout [Hash128], submission: inout FeedCommitter.Submission) {
+    ///
+    /// On the loop a step also ends at `deadline` (`uv_hrtime`; looked at every 8 events, 0:
+    /// never): right after a snapshot, each admission may copy a 128 KiB piece of the
+    /// duplicate-check table first (copy-on-write), and 64 of them took milliseconds.
+    private func step(_ job: inout Job, items: [FeedItem], offset: Int, keys: inout [Hash128], submission: inout FeedCommitter.Submission,
+                      deadline: UInt64 = 0) {
         let end = offset + min(job.next - offset + stepEvents, items.count)
         keys.removeAll(keepingCapacity: true)
         for index in (job.next - offset)..<(end - offset) {
@@ -256,6 +263,7 @@ final class FeedIntake {
                 job.rejections.append((index, id, error))
             }
             job.next += 1
+            if deadline != 0 && step & 7 == 7 && uv_hrtime() >= deadline { break }
         }
         admissionLock.unlock()
         submit(&submission)
@@ -276,6 +284,8 @@ final class FeedIntake {
                     case .success:
                         job.isDecodingInSteps = true
                         job.body = []
+                        stepItems.removeAll(keepingCapacity: true)
+                        stepItemsOffset = 0
                         queue.prepend(job)
                     case .failure(.invalidJSON(let detail)):
                         failed(job, .invalidJSON(detail))
@@ -297,13 +307,20 @@ final class FeedIntake {
                 continue  // look at the clock after a decode
             }
             if job.isDecodingInSteps {
-                stepItems.removeAll(keepingCapacity: true)
-                let isExhausted = nextItems(&stepItems, stepEvents)
-                if !stepItems.isEmpty {
-                    step(&job, items: stepItems, offset: job.next, keys: &stepKeys, submission: &stepSubmission)
+                // `stepItems` holds the decoded events `stepItemsOffset...` of this job (the
+                // only one being decoded in steps: the head of the queue).
+                if job.next == stepItemsOffset + stepItems.count && !job.isDecoderExhausted {
+                    stepItems.removeAll(keepingCapacity: true)
+                    stepItemsOffset = job.next
+                    job.isDecoderExhausted = nextItems(&stepItems, stepEvents)
                 }
-                if isExhausted {
+                if job.next < stepItemsOffset + stepItems.count {
+                    step(&job, items: stepItems, offset: stepItemsOffset, keys: &stepKeys, submission: &stepSubmission, deadline: deadline)
+                }
+                if job.isDecoderExhausted && job.next == stepItemsOffset + stepItems.count {
                     endItems()
+                    stepItems.removeAll(keepingCapacity: true)
+                    stepItemsOffset = 0
                     job.isDecodingInSteps = false
                     job.throughSequence = lastAssignedSequence()
                     finished(job)
@@ -314,7 +331,7 @@ final class FeedIntake {
             }
             let items = job.items!
             if !items.isEmpty {
-                step(&job, items: items, offset: 0, keys: &stepKeys, submission: &stepSubmission)
+                step(&job, items: items, offset: 0, keys: &stepKeys, submission: &stepSubmission, deadline: deadline)
             }
             if job.next == items.count {
                 job.throughSequence = lastAssignedSequence()
@@ -332,6 +349,7 @@ final class FeedIntake {
     /// a step's worth of events or less).
     private let stepDecodeBodyBytes = 8 * 1024
     private var stepItems: [FeedItem] = []
+    private var stepItemsOffset = 0
     private var stepKeys: [Hash128] = []
     private var stepSubmission = FeedCommitter.Submission()
 }
