@@ -101,7 +101,7 @@ final class IntakeThreadEndToEndTests: XCTestCase {
     /// `--intake-thread-query-quiet-milliseconds`, the next large batch goes to the thread.
     func testAfterAQueryLargeBatchesStayOnTheLoopForAWhile() throws {
         let server = try ServerProcess(extraArguments: ["--intake-thread-body-bytes", "1024", "--max-batch-events", "300",
-                                                        "--intake-thread-query-quiet-milliseconds", "400"])
+                                                        "--intake-thread-query-quiet-milliseconds", "1500"])
         defer { server.terminate(); server.removeData() }
         try server.start()
         let pid = server.processIdentifier
@@ -143,7 +143,7 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         XCTAssertEqual(mixed["accepted"] as? Int, 199)
         XCTAssertEqual(((mixed["rejected"] as? [[String: Any]])?.first)?["index"] as? Int, 150)
         XCTAssertFalse(hasIntakeThread(), "a batch right after a query is admitted on the loop")
-        Thread.sleep(forTimeInterval: 0.6)
+        Thread.sleep(forTimeInterval: 1.7)
         XCTAssertEqual(try post(events[200...]), 200)
         XCTAssertTrue(hasIntakeThread(), "with queries quiet, a large batch goes to the intake thread")
         try E2E.assertAnswersEqualModel(server: server, events: events, seed: 7)
