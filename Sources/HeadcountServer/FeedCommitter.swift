@@ -421,8 +421,8 @@ final class FeedCommitter {
                     applyDurable?(events[index].event, events[index].sequence)
                     index += 1
                     count += 1
-                    // Every 8 events: right after a snapshot an event may first copy a few
-                    // 128 KiB pieces of the state it touches (copy-on-write).
+                    // Every 8 events: right after a snapshot an event may first copy the
+                    // pieces of state it touches (copy-on-write: up to a 128 KiB history page).
                     if count & 7 == 0 && uv_hrtime() >= deadline { isOutOfTime = true; break }
                 }
             }

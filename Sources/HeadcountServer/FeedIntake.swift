@@ -231,8 +231,9 @@ final class FeedIntake {
     /// `offset + i` (all of them from 0, or one step's worth when decoding in steps).
     ///
     /// On the loop a step also ends at `deadline` (`uv_hrtime`; looked at every 8 events, 0:
-    /// never): right after a snapshot, each admission may copy a 128 KiB piece of the
-    /// duplicate-check table first (copy-on-write), and 64 of them took milliseconds.
+    /// never), so that a step never runs far past its slice: right after a snapshot, an
+    /// admission may first copy the shard of the duplicate-check table it touches
+    /// (copy-on-write), and the step's cost is no longer a fixed 64 events' worth.
     private func step(_ job: inout Job, items: [FeedItem], offset: Int, keys: inout [Hash128], submission: inout FeedCommitter.Submission,
                       deadline: UInt64 = 0) {
         let end = offset + min(job.next - offset + stepEvents, items.count)

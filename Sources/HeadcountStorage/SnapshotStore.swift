@@ -60,11 +60,15 @@ public final class SnapshotStore: @unchecked Sendable {
 
     /// A snapshot file is synced after every this many bytes written.
     public let syncEveryBytes: Int
+    /// …written at most this many bytes per write() (see `write`).
+    public let writeBytes: Int
 
-    public init(directory: String, retainedCount: Int = 2, syncEveryBytes: Int = 8 << 20,
+    public init(directory: String, retainedCount: Int = 2, syncEveryBytes: Int = 8 << 20, writeBytes: Int = 256 << 10,
                 fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
         precondition(retainedCount >= 1, "a snapshot store keeps at least one snapshot")
         precondition(syncEveryBytes > 0, "syncEveryBytes must be positive")
+        precondition(writeBytes > 0, "writeBytes must be positive")
+        self.writeBytes = writeBytes
         self.directory = directory
         self.retainedCount = retainedCount
         self.syncEveryBytes = syncEveryBytes
@@ -104,8 +108,15 @@ public final class SnapshotStore: @unchecked Sendable {
                 var offset = 0
                 while offset < bytes.count {
                     let end = min(offset + syncEveryBytes, bytes.count)
-                    try file.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
-                    offset = end
+                    // In writes of at most `writeBytes`: one write() copies its bytes into the
+                    // page cache in one stretch of kernel time, and a thread waking on that
+                    // core waits for it (tools/wakelat.c: a 1 ms timer thread woke with p99
+                    // 0.4–3.7 ms late beside 8 MiB writes, 0.2–0.6 ms beside 256 KiB ones).
+                    while offset < end {
+                        let stop = min(offset + writeBytes, end)
+                        try file.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<stop]))
+                        offset = stop
+                    }
                     if offset < bytes.count { try file.sync() }
                 }
             }

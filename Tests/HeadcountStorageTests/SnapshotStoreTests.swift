@@ -97,6 +97,28 @@ final class SnapshotStoreTests: XCTestCase {
         XCTAssertEqual(outcomes, [5, 9])
     }
 
+    /// A synced piece is itself written in `writeBytes` writes (a write() is one stretch of
+    /// kernel time), and the snapshot still comes back whole.
+    func testPiecesAreWrittenInBoundedWrites() throws {
+        let new = payload(9, count: 10_007)
+        func operations(writeBytes: Int) throws -> Int {
+            var operations = 1
+            while true {
+                let fileSystem = SimulatedFileSystem()
+                let store = try SnapshotStore(directory: "/data", writeBytes: writeBytes, fileSystem: fileSystem)
+                fileSystem.crash(afterOperations: operations)
+                if (try? store.write(sequence: 9, payload: new)) != nil {
+                    XCTAssertEqual(try store.loadNewest()?.payload, new)
+                    return operations
+                }
+                operations += 1
+            }
+        }
+        // One 8 MiB piece: create, the header, the appends, one sync, the rename, the directory sync.
+        XCTAssertEqual(try operations(writeBytes: 1_000) - (try operations(writeBytes: 1 << 20)), 10,
+                       "10,007 bytes in writes of 1,000: 10 appends more than in one")
+    }
+
     func testFailedWriteLeavesNoTempFile() throws {
         let fileSystem = SimulatedFileSystem()
         let store = try SnapshotStore(directory: "/data", fileSystem: fileSystem)
