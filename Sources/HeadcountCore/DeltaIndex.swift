@@ -225,14 +225,16 @@ struct DeltaIndex {
 
     // MARK: - Spilling
 
-    /// Chunks that may be spilled: resident, and not the last (which takes on-time appends).
-    func spillCandidates() -> [(chunk: Int, lastOccurredAt: Int64, recordCount: Int)] {
-        guard chunks.count > 1 else { return [] }
-        var candidates: [(Int, Int64, Int)] = []
-        for index in 0..<(chunks.count - 1) where chunks[index].spilled == nil {
-            candidates.append((index, chunks[index].lastOccurredAt, chunks[index].records.count))
+    /// The first chunk from `index` on that may be spilled (resident, not the last), with
+    /// its last record's time. Chunks are in time order, so this is the ledger's oldest
+    /// resident one when `index` is past every older chunk.
+    func spillCandidate(from index: Int) -> (chunk: Int, lastOccurredAt: Int64)? {
+        var candidate = max(index, 0)
+        while candidate < chunks.count - 1 {
+            if chunks[candidate].spilled == nil { return (candidate, chunks[candidate].lastOccurredAt) }
+            candidate += 1
         }
-        return candidates
+        return nil
     }
 
     /// Moves a chunk's records to the spill store. False if there is no store, the chunk is

@@ -95,6 +95,41 @@ final class EngineTests: XCTestCase {
         XCTAssertFalse(restored.admit(id: "f-1", arrivalMilliseconds: 0), "idempotency keys survive a snapshot")
     }
 
+    /// Spilling takes the oldest chunks over all events first (each event's chunks are merged
+    /// by time, not sorted all together): after every slice, no chunk still resident and
+    /// spillable ends before a chunk already spilled.
+    func testDeltaSpillingTakesTheOldestChunksOfAllEventsFirst() throws {
+        var configuration = EngineConfiguration()
+        configuration.deltasPerSnapshot = 8
+        configuration.deltaMemoryBytesMax = MemoryLayout<DeltaRecord>.stride * 100
+        let engine = Engine(configuration: configuration)
+        engine.spillStore = InMemorySpillStore()
+        // Three events whose times interleave unevenly: E2 is dense early, E3 late.
+        for step in 1...900 {
+            let event = step % 3 == 0 ? "E1" : (step < 450 ? "E2" : "E3")
+            feed(engine, .ticketCreated, ticket: "T\(step)", at: Int64(step * 10), event: event)
+        }
+        var slices = 0
+        while engine.spillIfOverBudget(maxBytes: MemoryLayout<DeltaRecord>.stride * 20) > 0 {
+            slices += 1
+            var newestSpilled = Int64.min
+            var oldestResident = Int64.max
+            for ledger in engine.ledgers.values {
+                let chunks = ledger.deltas.chunks
+                for (index, chunk) in chunks.enumerated() where index < chunks.count - 1 {
+                    if chunk.spilled != nil {
+                        newestSpilled = max(newestSpilled, chunk.lastOccurredAt)
+                    } else {
+                        oldestResident = min(oldestResident, chunk.lastOccurredAt)
+                    }
+                }
+            }
+            XCTAssertLessThan(newestSpilled, oldestResident, "after slice \(slices)")
+        }
+        XCTAssertGreaterThan(slices, 3, "the budget must force several slices of spilling")
+        XCTAssertLessThanOrEqual(engine.residentDeltaBytes, configuration.deltaMemoryBytesMax)
+    }
+
     /// With tiny memory budgets, old chunks' records and old history pages spill to the store,
     /// and every answer — including after late events that land in spilled chunks or touch
     /// spilled history — equals an engine that keeps everything in memory; so does a snapshot
