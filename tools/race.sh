@@ -183,6 +183,13 @@ loadgen() {
     fi
 }
 j() { jq -r "$1" "$TMP/$2.json"; }
+# wal_syncs: "sum count" of the server's headcount_wal_sync_seconds; steal: the machine's steal
+# time so far, in jiffies (1/100 s) — how much CPU the host took from this VM.
+wal_syncs() {
+    curl -s -H "Authorization: Bearer $READ_KEY" "$URL/metrics" \
+        | awk '/^headcount_wal_sync_seconds_sum / { s = $2 } /^headcount_wal_sync_seconds_count / { c = $2 } END { print s + 0, c + 0 }'
+}
+steal() { awk '/^cpu / { print $9 }' /proc/stat; }
 
 # redis_bench NAME PIPELINE N: redis-benchmark HINCRBY, CSV kept in $TMP/NAME.csv; prints ops/s.
 redis_bench() {
@@ -226,12 +233,19 @@ for round in $(seq 1 "$ROUNDS"); do
 
     # (a) one event per request
     n1=$(awk -v r="$redis_p1" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 5000) n = 5000; print n }')
-    run_a_hc() { loadgen "a-hc-$round" --flat-out --loop --batch 1 --connections "$CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0; }
-    run_a_r() { redis_p1=$(redis_bench "a-redis-$round" 1 "$n1"); }
+    run_a_hc() {
+        local syncs0 steal0 syncs1
+        syncs0=$(wal_syncs); steal0=$(steal)
+        loadgen "a-hc-$round" --flat-out --loop --batch 1 --connections "$CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0
+        syncs1=$(wal_syncs); a_steal_hc=$(( $(steal) - steal0 ))
+        a_fsync_ms=$(awk -v a="$syncs0" -v b="$syncs1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2]; if (n > 0) printf "%.3f", (y[1] - x[1]) / n * 1000; else print "null" }')
+    }
+    run_a_r() { local steal0; steal0=$(steal); redis_p1=$(redis_bench "a-redis-$round" 1 "$n1"); a_steal_r=$(( $(steal) - steal0 )); }
     if (( first_hc )); then run_a_hc; run_a_r; else run_a_r; run_a_hc; fi
     a_hc=$(j '.feed.eventsPerSecondAccepted' "a-hc-$round")
     A_HC+=("$a_hc"); A_R+=("$redis_p1"); A_RATIO+=("$(ratio "$a_hc" "$redis_p1")")
     say "  (a) 1 event/request, C=$CONNS: headcount $(fmt "$a_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "a-hc-$round"), max $(j '.feed.ackLatencyMs.max' "a-hc-$round") ms) | redis HINCRBY -P 1 $(fmt "$redis_p1") req/s (p99 $(redis_p99 "a-redis-$round") ms) | ratio $(ratio "$a_hc" "$redis_p1") (target ≥ 1.5)"
+    say "      headcount's WAL fsync took $a_fsync_ms ms on average in its phase; the host took $(awk -v j="$a_steal_hc" 'BEGIN { printf "%.2f", j / 100 }') / $(awk -v j="$a_steal_r" 'BEGIN { printf "%.2f", j / 100 }') s of CPU (steal) during Headcount's / Redis's phase"
 
     # (b) batched
     n64=$(awk -v r="$redis_p64" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 100000) n = 100000; print n }')
@@ -266,11 +280,13 @@ for round in $(seq 1 "$ROUNDS"); do
 
     ROUND_JSON+=("$(jq -n --argjson round "$round" \
         --argjson a_hc "$a_hc" --argjson a_r "$redis_p1" --argjson b_hc "$b_hc" --argjson b_r "$redis_p64" \
+        --argjson a_fsync "$a_fsync_ms" --argjson a_steal_hc "$a_steal_hc" --argjson a_steal_r "$a_steal_r" \
         --slurpfile ahc "$TMP/a-hc-$round.json" --slurpfile bhc "$TMP/b-hc-$round.json" \
         --slurpfile ci "$TMP/c-idle-$round.json" --slurpfile cs "$TMP/c-sat-$round.json" \
         --slurpfile cip "$TMP/c-idle-past-$round.json" --slurpfile csp "$TMP/c-sat-past-$round.json" \
         '{round: $round,
-          oneEventPerRequest: {headcountRequestsPerSecond: $a_hc, redisRequestsPerSecond: $a_r, ratio: (if $a_r > 0 then $a_hc / $a_r else null end), headcount: $ahc[0].feed},
+          oneEventPerRequest: {headcountRequestsPerSecond: $a_hc, redisRequestsPerSecond: $a_r, ratio: (if $a_r > 0 then $a_hc / $a_r else null end), headcount: $ahc[0].feed,
+                               headcountWalSyncMeanMs: $a_fsync, stealSeconds: {headcountPhase: ($a_steal_hc / 100), redisPhase: ($a_steal_r / 100)}},
           batched: {headcountEventsPerSecond: $b_hc, redisOpsPerSecond: $b_r, ratio: (if $b_r > 0 then $b_hc / $b_r else null end), headcount: $bhc[0].feed},
           queries: {idleNow: $ci[0].queries, saturatedNow: $cs[0].queries, idleYearBack: $cip[0].queries, saturatedYearBack: $csp[0].queries,
                     saturatingFeed: $cs[0].feed, freshness: $cs[0].freshness}}')")

@@ -46,6 +46,8 @@ final class FeedCommitter {
         let wal: WriteAheadLog
         let snapshots: SnapshotStore
         var failure: String?
+        /// How long the flush's fsync took (0: none), for `/metrics`.
+        var syncNanoseconds: UInt64 = 0
         weak var committer: FeedCommitter?
         /// A snapshot job's copy-on-write source. Released on the pool thread once written:
         /// the last reference to pages and shards the loop has since replaced frees them, and
@@ -66,7 +68,12 @@ final class FeedCommitter {
             do {
                 switch kind {
                 case .flush(let bytes, let first, let last, let sync):
-                    try FeedCommitter.write(bytes, first: first, last: last, sync: sync, to: wal)
+                    try wal.append(bytes, firstSequence: first, lastSequence: last)
+                    if sync {
+                        let started = DispatchTime.now().uptimeNanoseconds
+                        try wal.sync()
+                        syncNanoseconds = DispatchTime.now().uptimeNanoseconds &- started
+                    }
                 case .trim:
                     try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
                 case .snapshot:
@@ -80,11 +87,6 @@ final class FeedCommitter {
                 failure = "\(error)"
             }
         }
-    }
-
-    static func write(_ bytes: [UInt8], first: UInt64, last: UInt64, sync: Bool, to wal: WriteAheadLog) throws {
-        try wal.append(bytes, firstSequence: first, lastSequence: last)
-        if sync { try wal.sync() }
     }
 
     /// Deletes the WAL segments covered by the *older* retained snapshot, so that if the newest
@@ -141,6 +143,8 @@ final class FeedCommitter {
     var applyDurable: ((PreparedEvent, UInt64) -> Void)?
     /// Starts loading what applying an event will read (`Engine.prefetch`); set by the server.
     var prefetchDurable: ((PreparedEvent) -> Void)?
+    /// Called with each WAL fsync's duration, in nanoseconds, on the loop (for `/metrics`).
+    var walSynced: ((UInt64) -> Void)?
     /// Called after each durable batch is applied (the server publishes live counters).
     var batchApplied: (() -> Void)?
     /// Whether no feed request is waiting to be admitted (then a small flush may sync on the loop).
@@ -329,6 +333,7 @@ final class FeedCommitter {
                 job.perform()
                 loopFlushCount += 1
                 if let failure = job.failure { return fail(failure) }
+                if job.syncNanoseconds > 0 { walSynced?(job.syncNanoseconds) }
                 flushDurable(byteCount: bytes.count, lastSequence: inFlightEvents.last!.sequence)
             } else {
                 startWALJob(kind)
@@ -491,6 +496,7 @@ final class FeedCommitter {
         case .flush(let bytes, _, let last, _):
             isWALJobRunning = false
             if let failure = job.failure { return fail(failure) }
+            if job.syncNanoseconds > 0 { walSynced?(job.syncNanoseconds) }
             flushDurable(byteCount: bytes.count, lastSequence: last)
         case .trim:
             isWALJobRunning = false

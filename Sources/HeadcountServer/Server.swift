@@ -98,6 +98,7 @@ public final class HeadcountServer {
         committer.prefetchDurable = { [unowned self] event in self.engine.prefetch(event) }
         committer.storageFailed = { [unowned self] _ in self.stop(exitStatus: 74) }  // EX_IOERR
         committer.batchApplied = { [unowned self] in self.engine.publish() }
+        committer.walSynced = { [unowned self] nanoseconds in self.metrics.recordWALSync(nanoseconds: nanoseconds) }
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
         intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000,
                             threadBodyBytes: configuration.intakeThreadBodyBytes,

@@ -26,6 +26,7 @@ final class ServerMetrics {
     private let snapshotsWritten: Gauge
     private let lastSequence: Gauge
     private let durableSequence: Gauge
+    private let walSyncs: DurationHistogram
 
     init(registry: PrometheusCollectorRegistry) {
         feedAccepted = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "accepted")])
@@ -52,7 +53,14 @@ final class ServerMetrics {
         snapshotsWritten = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshots_written", "Snapshots written since start"))
         lastSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_last_applied_sequence", "Sequence of the last applied event"))
         durableSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_durable_sequence", "Sequence of the last durable event"))
+        walSyncs = registry.makeDurationHistogram(
+            name: "headcount_wal_sync_seconds",
+            buckets: [.microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
+                      .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)],
+            help: "Time each WAL fsync took (every acknowledgement waits for one): the disk's share of feed latency")
     }
+
+    func recordWALSync(nanoseconds: UInt64) { walSyncs.record(.nanoseconds(Int64(nanoseconds))) }
 
     static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)

@@ -174,5 +174,9 @@ final class FeedAndStatisticsEndToEndTests: XCTestCase {
         let turns = metrics.text.split(separator: "\n").first { $0.hasPrefix("headcount_loop_busy_seconds_count ") }
             .flatMap { Int($0.split(separator: " ").last ?? "") }
         XCTAssertGreaterThan(turns ?? 0, 2, metrics.text)
+        // Every fsync the acknowledgement waited for is timed (the server runs with --fsync on).
+        let syncs = metrics.text.split(separator: "\n").first { $0.hasPrefix("headcount_wal_sync_seconds_count ") }
+            .flatMap { Int($0.split(separator: " ").last ?? "") }
+        XCTAssertGreaterThan(syncs ?? 0, 0, metrics.text)
     }
 }
