@@ -11,8 +11,9 @@
 #               from the schedule and from the actual send, the generator's send lag, and the
 #               loop's turns by length (headcount_loop_busy_seconds, over the phase);
 #   after-feed  the race's setup, 12 s of batched feed, then ten 1 s windows of idle queries
-#               (p99 per window) and the server's snapshot log lines (taken / written), to see
-#               what a snapshot being written does to queries;
+#               (p99 per window; --past-days D: at dateTime D days ago) and the server's
+#               snapshot log lines (taken / written), to see what a snapshot being written does
+#               to queries;
 #   one-after-feed  20 s of batched feed, then 8 s of one event per request (8 connections,
 #               one thread) at once: requests/s and acknowledgement p99, with the snapshot
 #               log lines (was a snapshot being written meanwhile?);
@@ -30,10 +31,12 @@ cd "$(dirname "$0")/.."
 BIN=.build/release/headcount
 LG=.build/release/headcount-loadgen
 ROUNDS=3
+PAST_DAYS=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --bin) BIN="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
+        --past-days) PAST_DAYS="$2"; shift 2 ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) break ;;
     esac
@@ -101,7 +104,7 @@ after-feed)
     batched --duration 12 >"$TMP/f.json"
     echo "feed done at $(date -u +%T): $(j '.feed.accepted' "$TMP/f.json") events"
     for _ in $(seq 1 10); do
-        lg --no-feed --query-rate 200 --duration 1 --probe-rate 0 >"$TMP/w.json"
+        lg --no-feed --query-rate 200 --duration 1 --probe-rate 0 ${PAST_DAYS:+--query-past-days "$PAST_DAYS"} >"$TMP/w.json"
         echo "  $(date -u +%T) query p50 $(j '.queries.latencyMs.p50' "$TMP/w.json") p99 $(j '.queries.latencyMs.p99' "$TMP/w.json") max $(j '.queries.latencyMs.max' "$TMP/w.json") ms; from the send p99 $(j '.queries.serviceMs.p99' "$TMP/w.json")"
     done
     snapshots
