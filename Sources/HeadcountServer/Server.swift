@@ -101,6 +101,7 @@ public final class HeadcountServer {
         committer.walSynced = { [unowned self] nanoseconds in self.metrics.recordWALSync(nanoseconds: nanoseconds) }
         loopMeter = LoopBusyMeter(loop: loop, registry: registry, logger: logger)
         intake = FeedIntake(loop: loop, sliceNanoseconds: UInt64(configuration.feedSliceMicroseconds) * 1000,
+                            querySliceNanoseconds: UInt64(configuration.feedSliceWhileQueriesMicroseconds) * 1000,
                             threadBodyBytes: configuration.intakeThreadBodyBytes,
                             threadSliceMicroseconds: configuration.intakeThreadSliceMicroseconds,
                             threadNice: configuration.intakeThreadNice,

@@ -31,6 +31,9 @@ public struct ServerConfiguration: Sendable {
     /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md);
     /// applying durable events gets half as much per turn.
     public var feedSliceMicroseconds = 250
+    /// The same while statistics or status-change queries are being served (see
+    /// `intakeThreadQueryQuietMilliseconds`); 0: `feedSliceMicroseconds`.
+    public var feedSliceWhileQueriesMicroseconds = 100
     /// Longest a WAL flush is held back for requests that are about to join it (adaptive:
     /// see `FeedCommitter.shouldGather`); 0 turns gathering off.
     public var groupCommitGatherMicroseconds = 500

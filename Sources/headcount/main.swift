@@ -47,6 +47,8 @@ struct Serve: ParsableCommand {
     @Option(help: "WAL segment size, in bytes.") var walSegmentBytes = 64 << 20
     @Option(help: "Loop time spent on queued feed requests per turn, in microseconds, before queries are served again (applying durable events gets half as much).")
     var feedSliceMicroseconds = 250
+    @Option(help: "The same while statistics or status-change queries are being served (for --intake-thread-query-quiet-milliseconds after each), in microseconds (0: --feed-slice-microseconds).")
+    var feedSliceWhileQueriesMicroseconds = 100
     @Option(help: "Longest a WAL flush waits for the requests of clients it just answered, in microseconds (adaptive; 0: off).")
     var groupCommitGatherMicroseconds = 500
     @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
@@ -83,6 +85,9 @@ struct Serve: ParsableCommand {
         guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
         guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
         guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
+        guard feedSliceWhileQueriesMicroseconds == 0 || (50...100_000).contains(feedSliceWhileQueriesMicroseconds) else {
+            throw ValidationError("--feed-slice-while-queries-microseconds must be 0 or 50-100000")
+        }
         guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
         guard (0...(1 << 20)).contains(walLoopSyncBytes) else { throw ValidationError("--wal-loop-sync-bytes must be 0-1048576") }
         guard loopTimeSliceMicroseconds == 0 || (100...100_000).contains(loopTimeSliceMicroseconds) else {
@@ -119,6 +124,7 @@ struct Serve: ParsableCommand {
         configuration.requestTimeoutMilliseconds = requestTimeoutSeconds * 1000
         configuration.walSegmentBytesMax = walSegmentBytes
         configuration.feedSliceMicroseconds = feedSliceMicroseconds
+        configuration.feedSliceWhileQueriesMicroseconds = feedSliceWhileQueriesMicroseconds
         configuration.groupCommitGatherMicroseconds = groupCommitGatherMicroseconds
         configuration.walLoopSyncBytes = walLoopSyncBytes
         configuration.loopTimeSliceMicroseconds = loopTimeSliceMicroseconds

@@ -62,6 +62,22 @@ final class StartupEndToEndTests: XCTestCase {
         XCTAssertEqual(policy, "5", "the snapshot thread runs in SCHED_IDLE (policy 5)")
     }
 
+    /// The loop's time limits are options with checked ranges: an out-of-range value stops
+    /// start-up naming the option (exit 64, nothing served); 0 for the slice while queries
+    /// are served (meaning "the ordinary slice") is accepted.
+    func testFeedSliceOptionsAreChecked() throws {
+        let directory = NSTemporaryDirectory() + "headcount-slices-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let refused = try run(["serve", "--port", "0", "--data-dir", directory, "--feed-slice-while-queries-microseconds", "10"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--feed-slice-while-queries-microseconds must be 0 or 50-100000"), refused.stderr)
+        let started = try run(["serve", "--port", "0", "--data-dir", directory, "--feed-slice-while-queries-microseconds", "0",
+                               "--feed-slice-microseconds", "150"], until: "listening on")
+        XCTAssertTrue(started.stdout.contains("listening on"), started.stdout)
+        started.process.terminate()
+        started.process.waitUntilExit()
+    }
+
     func testFirstStartWithoutKeysGeneratesAndPrintsThemOnce() throws {
         let directory = NSTemporaryDirectory() + "headcount-keys-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
