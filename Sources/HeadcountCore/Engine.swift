@@ -374,10 +374,10 @@ public final class Engine {
         while resident > target, bytes < maxBytes, let candidate = round.next() {
             // A chunk that moved meanwhile (a late event split one before it) makes this
             // spill a neighbouring old chunk instead, which is as harmless.
-            let deltas = round.ledgers[candidate.ledger].deltas
-            let before = deltas.residentRecordCount
-            if round.ledgers[candidate.ledger].spillChunk(candidate.chunk) {
-                let freed = (before - round.ledgers[candidate.ledger].deltas.residentRecordCount) * stride
+            let ledger = round.ledgers[candidate.ledger]
+            let before = ledger.deltas.residentRecordCount
+            if ledger.spillChunk(candidate.chunk) {
+                let freed = (before - ledger.deltas.residentRecordCount) * stride
                 resident -= freed
                 bytes += freed
                 spilled += 1

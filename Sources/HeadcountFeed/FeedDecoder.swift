@@ -72,19 +72,13 @@ public final class FeedDecoder {
     /// One item per event, in request order; `index` = 0-based position of the event in the
     /// request (blank NDJSON lines take no index). `body` is copied; it need not outlive the call.
     public func decode(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat) -> Result<[FeedItem], FeedBodyError> {
-        var info = hc_feed_body_info()
         defer { hc_feed_end(handle, Self.retainedBufferBytes) }
-        let cFormat: hc_feed_format = format == .json ? .HC_FEED_FORMAT_JSON : .HC_FEED_FORMAT_NDJSON
-        switch hc_feed_begin(handle, body.baseAddress, body.count, cFormat, &info) {
-        case .HC_BODY_OK:
-            break
-        case .HC_BODY_INVALID_JSON:
-            return .failure(.invalidJSON(Self.parseErrorMessage(info.error_code)))
-        case .HC_BODY_NOT_CONTAINER:
-            return .failure(.invalidJSON("the body must be a JSON object or an array of objects"))
+        let info: hc_feed_body_info
+        switch begin(body, format: format) {
+        case .success(let begun): info = begun
+        case .failure(let error): return .failure(error)
         }
         let limit = limits.eventsPerRequestMax
-        if info.event_count > Int64(limit) { return .failure(.tooManyEvents(limit: limit)) }
 
         var items: [FeedItem] = []
         items.reserveCapacity(info.event_count >= 0 ? Int(info.event_count)
@@ -121,25 +115,36 @@ public final class FeedDecoder {
                 cursor = UnsafeRawPointer(newline) + 1
             }
         }
+        itemsDecoded = 0
+        switch begin(body, format: format) {
+        case .failure(let error):
+            endItems()
+            return .failure(error)
+        case .success(let info) where format == .json && info.event_count < 0:
+            endItems()  // too many to count: only the end would tell
+            return nil
+        case .success:
+            return .success(())
+        }
+    }
+
+    /// Parses the body (JSON) or takes it (NDJSON) into the decoder: the whole body's
+    /// failure — invalid JSON, not an object or array, more events than the limit — or its
+    /// info (`event_count` -1 when unknown). The caller ends it (`hc_feed_end`) either way.
+    private func begin(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat) -> Result<hc_feed_body_info, FeedBodyError> {
         var info = hc_feed_body_info()
         let cFormat: hc_feed_format = format == .json ? .HC_FEED_FORMAT_JSON : .HC_FEED_FORMAT_NDJSON
-        let status = hc_feed_begin(handle, body.baseAddress, body.count, cFormat, &info)
-        itemsDecoded = 0
-        switch status {
+        switch hc_feed_begin(handle, body.baseAddress, body.count, cFormat, &info) {
         case .HC_BODY_OK:
             break
         case .HC_BODY_INVALID_JSON:
-            endItems()
             return .failure(.invalidJSON(Self.parseErrorMessage(info.error_code)))
         case .HC_BODY_NOT_CONTAINER:
-            endItems()
             return .failure(.invalidJSON("the body must be a JSON object or an array of objects"))
         }
-        if format == .json {
-            guard info.event_count >= 0 else { endItems(); return nil }
-            if info.event_count > Int64(limit) { endItems(); return .failure(.tooManyEvents(limit: limit)) }
-        }
-        return .success(())
+        let limit = limits.eventsPerRequestMax
+        if info.event_count > Int64(limit) { return .failure(.tooManyEvents(limit: limit)) }
+        return .success(info)
     }
 
     /// Appends the next events (at most `max`) of the body begun with `beginItems` to
