@@ -8,6 +8,10 @@
 #       connections driven from one thread (as redis-benchmark drives its clients)  vs  redis-benchmark -P 1 -c C  HINCRBY counters:E1 validTickets 1
 #   (b) batched: headcount-loadgen NDJSON batches (B events per request) flat out
 #       vs  redis-benchmark -P 64 -c C  HINCRBY ...
+#   (a) and (b) again with Redis at W clients (redis-benchmark's default, 50): Redis's
+#       group commit carries more commands per fsync the more clients it has, so C alone
+#       would flatter Headcount; (a) runs Headcount at W connections too, (b) compares the
+#       same Headcount batched figure with Redis at -c W.
 #   (c) statistics-query latency for 8 events (GET /v1/event-statistics), at dateTime = now
 #       and a year back (a backfill dated 360.5 days ago is sent first), while a batched feed
 #       saturates the server and with the server idle; plus feed-to-query freshness.
@@ -20,6 +24,7 @@ ROUNDS=3
 PHASE=10            # seconds per throughput phase and per saturated-query phase
 IDLE=5              # seconds per idle-query phase
 CONNS=8             # connections for (a) and for redis-benchmark in (a) and (b)
+WIDE_CONNS=50       # the same at redis-benchmark's default client count (0: not run)
 BATCH=1000          # events per request in (b) and (c)
 BATCH_CONNS=2       # headcount-loadgen connections in (b) and (c)
 BATCH_PIPELINE=2    # requests in flight per connection in (b) and (c)
@@ -37,6 +42,8 @@ usage: tools/race.sh [options]
   --phase-seconds S    length of each throughput / saturated-query phase (default $PHASE)
   --idle-seconds S     length of each idle-query phase (default $IDLE)
   --connections C      connections for one-event-per-request and for redis-benchmark (default $CONNS)
+  --wide-connections W (a) and Redis's (b) again at W clients (default $WIDE_CONNS, redis-benchmark's
+                       default; 0 skips them)
   --batch B            events per NDJSON request in the batched phases (default $BATCH)
   --query-rate Q       statistics queries per second in (c) (default $QUERY_RATE)
   --quick              1 round, 5 s phases, 3 s idle phases (about a minute)
@@ -56,6 +63,7 @@ while (( $# > 0 )); do
         --phase-seconds) PHASE="$2"; shift 2 ;;
         --idle-seconds) IDLE="$2"; shift 2 ;;
         --connections) CONNS="$2"; shift 2 ;;
+        --wide-connections) WIDE_CONNS="$2"; shift 2 ;;
         --batch) BATCH="$2"; shift 2 ;;
         --query-rate) QUERY_RATE="$2"; shift 2 ;;
         --quick) ROUNDS=1; PHASE=5; IDLE=3; shift ;;
@@ -164,7 +172,7 @@ REDIS_VERSION=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 NPROC=$(nproc)
 say "race: machine: $NPROC cores, $CPU, $(uname -sr)"
-say "race: $ROUNDS round(s); phases ${PHASE}s, idle ${IDLE}s; C=$CONNS; batch $BATCH over $BATCH_CONNS conn × pipeline $BATCH_PIPELINE; $QUERY_RATE queries/s"
+say "race: $ROUNDS round(s); phases ${PHASE}s, idle ${IDLE}s; C=$CONNS, W=$WIDE_CONNS; batch $BATCH over $BATCH_CONNS conn × pipeline $BATCH_PIPELINE; $QUERY_RATE queries/s"
 
 # ---- helpers ---------------------------------------------------------------------------
 # loadgen NAME ARGS...: runs the loadgen, keeps its JSON in $TMP/NAME.json (errors are counted
@@ -191,10 +199,11 @@ wal_syncs() {
 }
 steal() { awk '/^cpu / { print $9 }' /proc/stat; }
 
-# redis_bench NAME PIPELINE N: redis-benchmark HINCRBY, CSV kept in $TMP/NAME.csv; prints ops/s.
+# redis_bench NAME PIPELINE N [CLIENTS]: redis-benchmark HINCRBY (CLIENTS: default C), CSV kept
+# in $TMP/NAME.csv; prints ops/s.
 redis_bench() {
-    local name="$1" pipeline="$2" n="$3"
-    redis-benchmark -h 127.0.0.1 -p "$RP" -c "$CONNS" -n "$n" -P "$pipeline" --csv \
+    local name="$1" pipeline="$2" n="$3" clients="${4:-$CONNS}"
+    redis-benchmark -h 127.0.0.1 -p "$RP" -c "$clients" -n "$n" -P "$pipeline" --csv \
         HINCRBY counters:E1 validTickets 1 >"$TMP/$name.csv" 2>"$TMP/$name.err"
     tail -1 "$TMP/$name.csv" | awk -F'","' '{ gsub(/"/, "", $2); print $2 }'
 }
@@ -213,12 +222,16 @@ setup() {
     # Redis calibration, to size redis-benchmark -n for about PHASE seconds.
     redis_p1=$(redis_bench "cal1-$1" 1 5000)
     redis_p64=$(redis_bench "cal64-$1" 64 200000)
+    if (( WIDE_CONNS > 0 )); then
+        redis_w1=$(redis_bench "calw1-$1" 1 20000 "$WIDE_CONNS")
+        redis_w64=$(redis_bench "calw64-$1" 64 400000 "$WIDE_CONNS")
+    fi
 }
 
 start_servers 1
 setup 1
 
-declare -a R_FLOOR A_HC A_R A_RATIO B_HC B_R B_RATIO Q_IDLE Q_SAT Q_IDLE_PAST Q_SAT_PAST FRESH Q_SAT_FEED ROUND_JSON
+declare -a R_FLOOR A_HC A_R A_RATIO B_HC B_R B_RATIO AW_HC AW_R AW_RATIO BW_R BW_RATIO Q_IDLE Q_SAT Q_IDLE_PAST Q_SAT_PAST FRESH Q_SAT_FEED ROUND_JSON
 for round in $(seq 1 "$ROUNDS"); do
     say ""
     if (( FRESH && round > 1 )); then
@@ -256,6 +269,25 @@ for round in $(seq 1 "$ROUNDS"); do
     B_HC+=("$b_hc"); B_R+=("$redis_p64"); B_RATIO+=("$(ratio "$b_hc" "$redis_p64")")
     say "  (b) batched: headcount $(fmt "$b_hc") events/s ($BATCH/request, ack p99 $(j '.feed.ackLatencyMs.p99' "b-hc-$round"), max $(j '.feed.ackLatencyMs.max' "b-hc-$round") ms) | redis HINCRBY -P 64 $(fmt "$redis_p64") ops/s (p99 $(redis_p99 "b-redis-$round") ms) | ratio $(ratio "$b_hc" "$redis_p64") (target ≥ 1.0)"
 
+    # (a) and (b) at W clients: Redis's group commit grows with its clients.
+    wide_json=null
+    if (( WIDE_CONNS > 0 )); then
+        nw1=$(awk -v r="$redis_w1" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 20000) n = 20000; print n }')
+        nw64=$(awk -v r="$redis_w64" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 100000) n = 100000; print n }')
+        run_aw_hc() { loadgen "aw-hc-$round" --flat-out --loop --batch 1 --connections "$WIDE_CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0; }
+        run_aw_r() { redis_w1=$(redis_bench "aw-redis-$round" 1 "$nw1" "$WIDE_CONNS"); }
+        if (( first_hc )); then run_aw_hc; run_aw_r; else run_aw_r; run_aw_hc; fi
+        redis_w64=$(redis_bench "bw-redis-$round" 64 "$nw64" "$WIDE_CONNS")
+        aw_hc=$(j '.feed.eventsPerSecondAccepted' "aw-hc-$round")
+        AW_HC+=("$aw_hc"); AW_R+=("$redis_w1"); AW_RATIO+=("$(ratio "$aw_hc" "$redis_w1")")
+        BW_R+=("$redis_w64"); BW_RATIO+=("$(ratio "$b_hc" "$redis_w64")")
+        say "  (a) at W=$WIDE_CONNS: headcount $(fmt "$aw_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "aw-hc-$round") ms) | redis -P 1 -c $WIDE_CONNS $(fmt "$redis_w1") req/s (p99 $(redis_p99 "aw-redis-$round") ms) | ratio $(ratio "$aw_hc" "$redis_w1")"
+        say "  (b) at W=$WIDE_CONNS: headcount's batched $(fmt "$b_hc") events/s | redis -P 64 -c $WIDE_CONNS $(fmt "$redis_w64") ops/s (p99 $(redis_p99 "bw-redis-$round") ms) | ratio $(ratio "$b_hc" "$redis_w64")"
+        wide_json=$(jq -n --argjson c "$WIDE_CONNS" --argjson ahc "$aw_hc" --argjson ar "$redis_w1" --argjson bhc "$b_hc" --argjson br "$redis_w64" \
+            '{connections: $c, oneEventPerRequest: {headcountRequestsPerSecond: $ahc, redisRequestsPerSecond: $ar, ratio: (if $ar > 0 then $ahc / $ar else null end)},
+              batched: {headcountEventsPerSecond: $bhc, redisOpsPerSecond: $br, ratio: (if $br > 0 then $bhc / $br else null end)}}')
+    fi
+
     # (c) statistics queries for 8 events
     loadgen "c-idle-$round" --no-feed --query-rate "$QUERY_RATE" --duration "$IDLE" --probe-rate 0
     loadgen "c-sat-$round" --flat-out --loop --batch "$BATCH" --connections "$BATCH_CONNS" --pipeline "$BATCH_PIPELINE" --events 8 --tickets 20000 \
@@ -280,7 +312,7 @@ for round in $(seq 1 "$ROUNDS"); do
 
     ROUND_JSON+=("$(jq -n --argjson round "$round" \
         --argjson a_hc "$a_hc" --argjson a_r "$redis_p1" --argjson b_hc "$b_hc" --argjson b_r "$redis_p64" \
-        --argjson a_fsync "$a_fsync_ms" --argjson a_steal_hc "$a_steal_hc" --argjson a_steal_r "$a_steal_r" \
+        --argjson a_fsync "$a_fsync_ms" --argjson wide "$wide_json" --argjson a_steal_hc "$a_steal_hc" --argjson a_steal_r "$a_steal_r" \
         --slurpfile ahc "$TMP/a-hc-$round.json" --slurpfile bhc "$TMP/b-hc-$round.json" \
         --slurpfile ci "$TMP/c-idle-$round.json" --slurpfile cs "$TMP/c-sat-$round.json" \
         --slurpfile cip "$TMP/c-idle-past-$round.json" --slurpfile csp "$TMP/c-sat-past-$round.json" \
@@ -288,6 +320,7 @@ for round in $(seq 1 "$ROUNDS"); do
           oneEventPerRequest: {headcountRequestsPerSecond: $a_hc, redisRequestsPerSecond: $a_r, ratio: (if $a_r > 0 then $a_hc / $a_r else null end), headcount: $ahc[0].feed,
                                headcountWalSyncMeanMs: $a_fsync, stealSeconds: {headcountPhase: ($a_steal_hc / 100), redisPhase: ($a_steal_r / 100)}},
           batched: {headcountEventsPerSecond: $b_hc, redisOpsPerSecond: $b_r, ratio: (if $b_r > 0 then $b_hc / $b_r else null end), headcount: $bhc[0].feed},
+          wide: $wide,
           queries: {idleNow: $ci[0].queries, saturatedNow: $cs[0].queries, idleYearBack: $cip[0].queries, saturatedYearBack: $csp[0].queries,
                     saturatingFeed: $cs[0].feed, freshness: $cs[0].freshness}}')")
 done
@@ -301,6 +334,13 @@ m_qi=$(median "${Q_IDLE[@]}"); m_qs=$(median "${Q_SAT[@]}"); m_qip=$(median "${Q
 verdict() { awk -v x="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? (x >= t) : (x <= t); print ok ? "met" : "NOT met" }'; }
 say "  (a) one event/request (C=$CONNS):  headcount $(fmt "$m_a_hc") req/s   redis $(fmt "$m_a_r") req/s   ratio $m_a   target ≥ 1.5: $(verdict "$m_a" 1.5 ge)"
 say "  (b) batched ($BATCH/request):   headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$m_b_r") ops/s   ratio $m_b   target ≥ 1.0: $(verdict "$m_b" 1.0 ge)"
+if (( WIDE_CONNS > 0 )); then
+    m_aw=$(two "$(median "${AW_RATIO[@]}")"); m_bw=$(two "$(median "${BW_RATIO[@]}")")
+    say "  (a) at W=$WIDE_CONNS:              headcount $(fmt "$(median "${AW_HC[@]}")") req/s   redis $(fmt "$(median "${AW_R[@]}")") req/s   ratio $m_aw   target ≥ 1.5: $(verdict "$m_aw" 1.5 ge)"
+    say "  (b) at W=$WIDE_CONNS:              headcount $(fmt "$m_b_hc") ev/s    redis -P 64 $(fmt "$(median "${BW_R[@]}")") ops/s   ratio $m_bw   target ≥ 1.0: $(verdict "$m_bw" 1.0 ge)"
+else
+    m_aw=null; m_bw=null
+fi
 say "  (c) query p99 now:       idle $m_qi ms ($(verdict "$m_qi" 1 le) ≤ 1)   saturated $m_qs ms ($(verdict "$m_qs" 2 le) ≤ 2)"
 say "      query p99 year back: idle $m_qip ms ($(verdict "$m_qip" 1 le) ≤ 1)   saturated $m_qsp ms ($(verdict "$m_qsp" 2 le) ≤ 2)"
 say "      freshness p99 $m_fr ms; redis HGET back to back, one client, p99 $m_rf ms"
@@ -308,12 +348,13 @@ say "      freshness p99 $m_fr ms; redis HGET back to back, one client, p99 $m_r
 if (( JSON )); then
     printf '%s\n' "${ROUND_JSON[@]}" | jq -s --arg cpu "$CPU" --argjson nproc "$NPROC" --arg redis "$REDIS_VERSION" \
         --argjson conns "$CONNS" --argjson batch "$BATCH" --argjson phase "$PHASE" \
-        --argjson ma "$m_a" --argjson mb "$m_b" --argjson mahc "$m_a_hc" --argjson mar "$m_a_r" --argjson mbhc "$m_b_hc" --argjson mbr "$m_b_r" \
+        --argjson ma "$m_a" --argjson mb "$m_b" --argjson maw "$m_aw" --argjson mbw "$m_bw" --argjson wc "$WIDE_CONNS" --argjson mahc "$m_a_hc" --argjson mar "$m_a_r" --argjson mbhc "$m_b_hc" --argjson mbr "$m_b_r" \
         --argjson qi "$m_qi" --argjson qs "$m_qs" --argjson qip "$m_qip" --argjson qsp "$m_qsp" --argjson fr "$m_fr" --argjson rf "$m_rf" \
         '{machine: {nproc: $nproc, cpu: $cpu}, redis: $redis, connections: $conns, batch: $batch, phaseSeconds: $phase,
           rounds: .,
           median: {oneEventPerRequest: {headcount: $mahc, redis: $mar, ratio: $ma},
                    batched: {headcount: $mbhc, redis: $mbr, ratio: $mb},
+                   wide: {connections: $wc, oneEventPerRequestRatio: $maw, batchedRatio: $mbw},
                    queryP99Ms: {idleNow: $qi, saturatedNow: $qs, idleYearBack: $qip, saturatedYearBack: $qsp},
                    freshnessP99Ms: $fr, loopbackFloorRedisHGetP99Ms: $rf}}' >&3
 fi
