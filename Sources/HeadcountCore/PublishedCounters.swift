@@ -30,8 +30,11 @@ public final class PublishedCounters: @unchecked Sendable {
     public func publish(_ counters: CounterVector, updatedAt: Int64?) {
         version.wrappingIncrement(ordering: .relaxed)  // odd: a write is under way
         atomicMemoryFence(ordering: .releasing)
+        // Through a span: `counters[i]` on the parameter copied the whole 304-byte vector for
+        // every counter read (38 memcpys per publish, 10% of a batched feed's instructions).
+        let values = counters.storage.span
         for i in 0..<StatisticsCounter.count {
-            slot(i).store(counters[i], ordering: .relaxed)
+            slot(i).store(values[i], ordering: .relaxed)
         }
         slot(StatisticsCounter.count).store(updatedAt ?? Int64.min, ordering: .relaxed)
         version.wrappingIncrement(ordering: .releasing)  // even again: the values are complete

@@ -272,6 +272,42 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(prefetched.encodeSnapshot(), plain.encodeSnapshot(), "same state, byte for byte, HEADCOUNT_TEST_SEED=\(seed)")
     }
 
+    /// More events interleaved than the engine keeps recent ledgers for (8): each event's
+    /// tickets land in its own ledger, through `apply` and through prefetch + `PreparedEvent`,
+    /// with ids short (small strings) and long (heap strings sharing a long prefix).
+    func testManyInterleavedEventsEachGetTheirOwnTickets() {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("testManyInterleavedEventsEachGetTheirOwnTickets HEADCOUNT_TEST_SEED=\(seed)")
+        var random = SplitMix64(seed: seed)
+        let eventIds = (0..<20).map { $0 % 2 == 0 ? "E\($0)" : "organizer-42-season-2026-show-\($0)" }
+        let engine = Engine()
+        var expected = [String: Int64]()
+        var order: [Int] = []
+        for (index, _) in eventIds.enumerated() { order += Array(repeating: index, count: index + 1) }
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        for (n, index) in order.enumerated() {
+            let event = FeedEvent(id: "f-\(n)", kind: .ticketCreated, eventId: eventIds[index], ticketId: "T-\(n)",
+                                  occurredAt: Int64(n), details: .none)
+            XCTAssertTrue(engine.admit(id: event.id, arrivalMilliseconds: 0))
+            if n % 2 == 0 {
+                engine.apply(event, sequence: UInt64(n + 1))
+            } else {
+                let prepared = PreparedEvent(event)
+                engine.prefetch(prepared)
+                engine.apply(prepared, sequence: UInt64(n + 1))
+            }
+            expected[eventIds[index], default: 0] += 1
+        }
+        engine.publish()
+        XCTAssertEqual(engine.eventCount, eventIds.count)
+        for eventId in eventIds {
+            XCTAssertEqual(engine.statistics(eventId: eventId, at: Int64.max)?[.totalTickets], expected[eventId],
+                           "\(eventId), HEADCOUNT_TEST_SEED=\(seed)")
+            XCTAssertEqual(engine.publishedCounters(eventId: eventId)?.read().counters[.totalTickets], expected[eventId],
+                           "\(eventId) live, HEADCOUNT_TEST_SEED=\(seed)")
+        }
+    }
+
     /// Readers on another thread never see a half-applied event: every read satisfies the
     /// invariants while the owner thread applies events as fast as it can.
     func testPublishedCountersAreConsistentAcrossThreads() {
