@@ -264,11 +264,13 @@ final class FeedCommitter {
     /// step's submission. Only the admitting thread calls this (`FeedIntake` admits on one
     /// thread at a time, handing over through the intake thread's queue), and it owns
     /// `nextSequence` meanwhile.
+    ///
+    /// - Precondition: `WALRecord.encodingProblem(of: event) == nil` (the intake checks it first).
     func add(_ event: FeedEvent, prepared: PreparedEvent, arrivalMilliseconds: Int64, to submission: inout Submission) {
         let sequence = nextSequence
         nextSequence += 1
-        WriteAheadLog.encode(WALRecord(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, event: event),
-                             into: &submission.bytes)
+        // The intake checked the event (`WALRecord.encodingProblem`) before admitting it.
+        WriteAheadLog.encode(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, checkedEvent: event, into: &submission.bytes)
         submission.events.append(SequencedEvent(event: prepared, sequence: sequence))
     }
 

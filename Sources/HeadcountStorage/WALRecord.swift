@@ -64,6 +64,8 @@ public struct WALRecord: Equatable, Sendable {
     public static let formatVersion: UInt8 = 1
     /// Bytes of framing before each payload (length and checksum).
     public static let headerByteCount = 8
+    /// Header, format version, sequence, arrival time, kind and occurredAt.
+    static let fixedPrefixBytes = headerByteCount + 1 + 8 + 8 + 1 + 8
     /// Limits of `id` and `eventId` (SPEC §2: 1–128 bytes) and of `ticketId` (0–128: empty
     /// for seat and chart kinds).
     public static let idBytesMax = 128
@@ -119,13 +121,31 @@ public struct WALRecord: Equatable, Sendable {
         if let problem = WALRecord.encodingProblem(of: event) {
             preconditionFailure("WAL record \(sequence) cannot be encoded: \(problem)")
         }
+        WALRecord.encode(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, event: event, into: &buffer)
+    }
+
+    /// `encode(into:)` of the record these make, without making it (no copy of the event) and
+    /// without checking the event again: for a caller that checked `encodingProblem(of:)`.
+    ///
+    /// - Precondition: `encodingProblem(of: event) == nil`.
+    public static func encode(sequence: UInt64, arrivalMilliseconds: Int64, event: FeedEvent, into buffer: inout [UInt8]) {
         let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: WALRecord.headerByteCount))
-        buffer.append(WALRecord.formatVersion)
-        appendFixed(sequence, to: &buffer)
-        appendFixed(UInt64(bitPattern: arrivalMilliseconds), to: &buffer)
-        buffer.append(event.kind.rawValue)
-        appendFixed(UInt64(bitPattern: event.occurredAt), to: &buffer)
+        // Room for the record's usual size, growing geometrically (an exact `reserveCapacity`
+        // per record would reallocate every time).
+        let estimate = fixedPrefixBytes + 48 + event.id.utf8.count + event.eventId.utf8.count + event.ticketId.utf8.count
+        if buffer.capacity - start < estimate { buffer.reserveCapacity(max(buffer.capacity * 2, start + estimate)) }
+        // Header (patched below), version, sequence, arrival, kind, occurredAt: one append of
+        // zeros, then stores (appending 8 bytes at a time went through a generic path).
+        buffer.append(contentsOf: repeatElement(0, count: fixedPrefixBytes))
+        buffer.withUnsafeMutableBytes { bytes in
+            var offset = start + WALRecord.headerByteCount
+            bytes[offset] = WALRecord.formatVersion
+            bytes.storeBytes(of: sequence.littleEndian, toByteOffset: offset + 1, as: UInt64.self)
+            bytes.storeBytes(of: UInt64(bitPattern: arrivalMilliseconds).littleEndian, toByteOffset: offset + 9, as: UInt64.self)
+            bytes[offset + 17] = event.kind.rawValue
+            offset += 18
+            bytes.storeBytes(of: UInt64(bitPattern: event.occurredAt).littleEndian, toByteOffset: offset, as: UInt64.self)
+        }
         appendString(event.id, to: &buffer)
         appendString(event.eventId, to: &buffer)
         appendString(event.ticketId, to: &buffer)

@@ -224,6 +224,12 @@ public final class WriteAheadLog: @unchecked Sendable {
         record.encode(into: &buffer)
     }
 
+    /// `encode(_:into:)` of the record these make, for an event already checked
+    /// (`WALRecord.encodingProblem(of:)` is nil): no record made, no second check.
+    public static func encode(sequence: UInt64, arrivalMilliseconds: Int64, checkedEvent event: FeedEvent, into buffer: inout [UInt8]) {
+        WALRecord.encode(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, event: event, into: &buffer)
+    }
+
     // MARK: Recovery
 
     /// Reads every segment in order and calls `body` with each record whose sequence is
