@@ -130,25 +130,28 @@ public struct WALRecord: Equatable, Sendable {
     /// - Precondition: `encodingProblem(of: event) == nil`.
     public static func encode(sequence: UInt64, arrivalMilliseconds: Int64, event: FeedEvent, into buffer: inout [UInt8]) {
         let start = buffer.count
-        // Room for the record's usual size, growing geometrically (an exact `reserveCapacity`
-        // per record would reallocate every time).
-        let estimate = fixedPrefixBytes + 48 + event.id.utf8.count + event.eventId.utf8.count + event.ticketId.utf8.count
-        if buffer.capacity - start < estimate { buffer.reserveCapacity(max(buffer.capacity * 2, start + estimate)) }
-        // Header (patched below), version, sequence, arrival, kind, occurredAt: one append of
-        // zeros, then stores (appending 8 bytes at a time went through a generic path).
-        buffer.append(contentsOf: repeatElement(0, count: fixedPrefixBytes))
+        let idCount = event.id.utf8.count, eventIdCount = event.eventId.utf8.count, ticketIdCount = event.ticketId.utf8.count
+        // Header (patched below), version, sequence, arrival, kind, occurredAt and the three
+        // ids: one append of zeros, then stores and copies into it. Appending field by field
+        // cost ~100 instructions a call (`append(contentsOf:)` takes a generic path).
+        let head = fixedPrefixBytes + varintByteCount(idCount) + idCount + varintByteCount(eventIdCount) + eventIdCount
+            + varintByteCount(ticketIdCount) + ticketIdCount
+        // Room for the details too, growing geometrically (an exact `reserveCapacity` per
+        // record would reallocate every time).
+        if buffer.capacity - start < head + 64 { buffer.reserveCapacity(max(buffer.capacity * 2, start + head + 64)) }
+        buffer.append(contentsOf: repeatElement(0, count: head))
         buffer.withUnsafeMutableBytes { bytes in
             var offset = start + WALRecord.headerByteCount
             bytes[offset] = WALRecord.formatVersion
             bytes.storeBytes(of: sequence.littleEndian, toByteOffset: offset + 1, as: UInt64.self)
             bytes.storeBytes(of: UInt64(bitPattern: arrivalMilliseconds).littleEndian, toByteOffset: offset + 9, as: UInt64.self)
             bytes[offset + 17] = event.kind.rawValue
-            offset += 18
-            bytes.storeBytes(of: UInt64(bitPattern: event.occurredAt).littleEndian, toByteOffset: offset, as: UInt64.self)
+            bytes.storeBytes(of: UInt64(bitPattern: event.occurredAt).littleEndian, toByteOffset: offset + 18, as: UInt64.self)
+            offset += 26
+            offset = storeString(event.id, count: idCount, into: bytes, at: offset)
+            offset = storeString(event.eventId, count: eventIdCount, into: bytes, at: offset)
+            offset = storeString(event.ticketId, count: ticketIdCount, into: bytes, at: offset)
         }
-        appendString(event.id, to: &buffer)
-        appendString(event.eventId, to: &buffer)
-        appendString(event.ticketId, to: &buffer)
         switch event.details {
         case .none:
             buffer.append(DetailsTag.none.rawValue)
@@ -340,6 +343,37 @@ private func appendVarint(_ value: UInt64, to buffer: inout [UInt8]) {
         rest >>= 7
     }
     buffer.append(UInt8(rest))
+}
+
+@inline(__always)
+private func varintByteCount(_ value: Int) -> Int {
+    var count = 1
+    var rest = UInt64(value) >> 7
+    while rest > 0 { count += 1; rest >>= 7 }
+    return count
+}
+
+/// Writes `value` (`count` UTF-8 bytes) as a varint length and its bytes at `offset`; returns
+/// the offset after it. The room must be there.
+@inline(__always)
+private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    var offset = offset
+    var rest = UInt64(count)
+    while rest >= 0x80 {
+        bytes[offset] = UInt8(truncatingIfNeeded: rest) | 0x80
+        rest >>= 7
+        offset += 1
+    }
+    bytes[offset] = UInt8(rest)
+    offset += 1
+    let target = offset
+    let copied = value.utf8.withContiguousStorageIfAvailable { utf8 in
+        if let source = utf8.baseAddress { bytes.baseAddress!.advanced(by: target).copyMemory(from: source, byteCount: utf8.count) }
+    }
+    if copied == nil {
+        for (index, byte) in value.utf8.enumerated() { bytes[target + index] = byte }
+    }
+    return offset + count
 }
 
 @inline(__always)

@@ -54,6 +54,37 @@ final class WALRecordCodecTests: XCTestCase {
             """)
     }
 
+    /// Ids at the length limit (a two-byte length varint), multi-byte UTF-8 and empty, through
+    /// the encoder that writes the ids in place (`encode(sequence:…)`), appended one after the
+    /// other into a buffer that has to grow.
+    func testIdsAtTheLimitsRoundTrip() throws {
+        let long = String(repeating: "x", count: WALRecord.idBytesMax)
+        let accented = String(repeating: "é", count: WALRecord.idBytesMax / 2)  // 128 bytes
+        let cases: [(String, String, String)] = [
+            (long, "E1", ""), ("a", long, long), (accented, "Ω-show", "tïcket-✓"), ("f-1", accented, String(repeating: "z", count: 127)),
+        ]
+        var buffer: [UInt8] = []
+        var records: [WALRecord] = []
+        for (index, (id, eventId, ticketId)) in cases.enumerated() {
+            let event = FeedEvent(id: id, kind: .ticketDownloaded, eventId: eventId, ticketId: ticketId,
+                                  occurredAt: Int64(index) - 3, details: .device("dévice-\(index)"))
+            XCTAssertNil(WALRecord.encodingProblem(of: event))
+            let record = WALRecord(sequence: UInt64(index) + 1, arrivalMilliseconds: Int64(index) * 1000, event: event)
+            records.append(record)
+            WriteAheadLog.encode(sequence: record.sequence, arrivalMilliseconds: record.arrivalMilliseconds, checkedEvent: event, into: &buffer)
+            var alone: [UInt8] = []
+            record.encode(into: &alone)
+            XCTAssertEqual(Array(buffer.suffix(alone.count)), alone, "both encoders write the same bytes")
+        }
+        var offset = 0
+        for record in records {
+            let length = Int(buffer[offset]) | Int(buffer[offset + 1]) << 8 | Int(buffer[offset + 2]) << 16 | Int(buffer[offset + 3]) << 24
+            XCTAssertEqual(try WALRecord(payload: Array(buffer[(offset + 8)..<(offset + 8 + length)])), record)
+            offset += 8 + length
+        }
+        XCTAssertEqual(offset, buffer.count)
+    }
+
     func testEncodeAppendsWithoutDisturbingExistingBytes() {
         var buffer: [UInt8] = [0xAA, 0xBB]
         makeRecord(1).encode(into: &buffer)
