@@ -115,14 +115,9 @@ struct KeyStore {
     static func presentedKey(_ value: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
         // Printable ASCII and tab: every byte is its own Character, so byte positions of
         // " ", ":" and whitespace are where the String path finds them.
-        for byte in value where !(byte >= 0x20 && byte < 0x7F) && byte != 0x09 { return nil }
-        guard let space = value.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+        guard value.isPrintableASCIIOrTab, let space = value.firstIndex(of: UInt8(ascii: " ")) else { return nil }
         let scheme = value[value.startIndex..<space]
-        var start = space + 1
-        var end = value.endIndex
-        while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
-        while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
-        let credentials = value[start..<end]
+        let credentials = value[(space + 1)...].trimmingSpacesAndTabs()
         if scheme.equalsIgnoringASCIICase("bearer") { return credentials }
         guard scheme.equalsIgnoringASCIICase("basic"), let decoded = Base64.decodeCanonical(credentials) else { return nil }
         for byte in decoded where byte >= 0x80 { return nil }
@@ -195,7 +190,11 @@ struct KeyTable {
         var slot = Int(truncatingIfNeeded: hash) & mask
         while slots[slot] != 0 {
             let index = Int(slots[slot]) - 1
-            if hashes[index] == hash && keys[index].elementsEqual(key) { return principals[index] }
+            // memcmp rather than `elementsEqual` (a slice iterator, bounds-checked per byte).
+            if hashes[index] == hash && keys[index].count == key.count
+                && (key.isEmpty || keys[index].withUnsafeBytes({ stored in key.withUnsafeBytes { memcmp(stored.baseAddress!, $0.baseAddress!, $0.count) == 0 } })) {
+                return principals[index]
+            }
             slot = (slot + 1) & mask
         }
         return nil

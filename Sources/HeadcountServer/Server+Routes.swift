@@ -96,7 +96,7 @@ extension HeadcountServer: HTTPRequestHandler {
 
     /// The format of a printable-ASCII Content-Type naming a supported type; nil otherwise.
     private static func feedBodyFormatFromASCII(_ value: ArraySlice<UInt8>) -> FeedBodyFormat? {
-        for byte in value where !(byte >= 0x20 && byte < 0x7F) && byte != 0x09 { return nil }
+        guard value.isPrintableASCIIOrTab else { return nil }
         // The first non-empty part between semicolons (as `split` omitting empty parts finds it).
         var start = value.startIndex
         var end = start

@@ -753,13 +753,34 @@ extension ArraySlice where Element == UInt8 {
         let count = lowercase.utf8CodeUnitCount
         guard self.count == count else { return false }
         let expected = lowercase.utf8Start
-        var index = 0
-        for byte in self {
-            let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
-            if folded != expected[index] { return false }
-            index += 1
+        // Through the buffer: iterating the slice checked its bounds byte by byte.
+        return withUnsafeBufferPointer { bytes in
+            for index in 0..<count {
+                let byte = bytes[index]
+                let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+            }
+            return true
         }
-        return true
+    }
+
+    /// Whether every byte is printable ASCII (0x20–0x7E) or a tab.
+    var isPrintableASCIIOrTab: Bool {
+        withUnsafeBufferPointer { bytes in
+            for byte in bytes where !(byte >= 0x20 && byte < 0x7F) && byte != 0x09 { return false }
+            return true
+        }
+    }
+
+    /// `self[start..<end]` without the spaces and tabs at either end.
+    func trimmingSpacesAndTabs() -> ArraySlice<UInt8> {
+        withUnsafeBufferPointer { bytes in
+            var start = 0
+            var end = bytes.count
+            while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+            return self[(startIndex + start)..<(startIndex + end)]
+        }
     }
 }
 
