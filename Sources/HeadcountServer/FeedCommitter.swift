@@ -32,14 +32,6 @@ import Logging
 /// A request is answered only when every sequence assigned before its answer was built is
 /// durable, so even an all-duplicates answer never acknowledges an id whose first copy is
 /// still in flight.
-/// An admitted event and its WAL sequence. A struct, not a tuple: copying a tuple element out
-/// of a buffer went through an outlined copy shared with other types and the runtime's generic
-/// `tuple_initializeWithCopy` (~130 instructions, three times per applied event).
-struct SequencedEvent {
-    let event: PreparedEvent
-    let sequence: UInt64
-}
-
 final class FeedCommitter {
     enum JobKind {
         case flush(bytes: [UInt8], firstSequence: UInt64, lastSequence: UInt64, sync: Bool)
@@ -269,7 +261,6 @@ final class FeedCommitter {
     func add(_ event: FeedEvent, prepared: PreparedEvent, arrivalMilliseconds: Int64, to submission: inout Submission) {
         let sequence = nextSequence
         nextSequence += 1
-        // The intake checked the event (`WALRecord.encodingProblem`) before admitting it.
         WriteAheadLog.encode(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, checkedEvent: event, into: &submission.bytes)
         submission.events.append(SequencedEvent(event: prepared, sequence: sequence))
     }
@@ -529,6 +520,14 @@ final class FeedCommitter {
         while let waiter = waiters.popFirst() { answerWhenDurable?(waiter.answer, reason) }
         storageFailed?(reason)
     }
+}
+
+/// An admitted event and its WAL sequence. A struct, not a tuple: copying a tuple element out
+/// of a buffer went through an outlined copy shared with other types and the runtime's generic
+/// `tuple_initializeWithCopy` (~130 instructions, three times per applied event).
+struct SequencedEvent {
+    let event: PreparedEvent
+    let sequence: UInt64
 }
 
 /// A feed request's answer, held until its events are durable.

@@ -331,11 +331,6 @@ enum ChartFlag {
 // MARK: - Encoding helpers
 
 @inline(__always)
-private func appendFixed(_ value: UInt64, to buffer: inout [UInt8]) {
-    withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
-}
-
-@inline(__always)
 private func appendVarint(_ value: UInt64, to buffer: inout [UInt8]) {
     var rest = value
     while rest >= 0x80 {
@@ -367,10 +362,10 @@ private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableR
     bytes[offset] = UInt8(rest)
     offset += 1
     let target = offset
-    let copied = value.utf8.withContiguousStorageIfAvailable { utf8 in
+    let copied: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
         if let source = utf8.baseAddress { bytes.baseAddress!.advanced(by: target).copyMemory(from: source, byteCount: utf8.count) }
     }
-    if copied == nil {
+    if copied == nil {  // a string without contiguous UTF-8 (bridged): byte by byte
         for (index, byte) in value.utf8.enumerated() { bytes[target + index] = byte }
     }
     return offset + count
