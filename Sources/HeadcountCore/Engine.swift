@@ -73,6 +73,8 @@ public final class Engine {
     /// The duplicate-check key of a feed `id` (for `admit(key:…)`).
     @inlinable
     public static func admissionKey(id: String) -> Hash128 { Hash128.hash(id) }
+    /// `admissionKey(id:)` of the id's UTF-8 bytes.
+    public static func admissionKey(id: UnsafeRawBufferPointer) -> Hash128 { Hash128.hash(id) }
 
     /// Touches the duplicate-check table where these keys live, so that admitting them next
     /// overlaps their cache misses (a batch's random keys miss the cache one by one otherwise).

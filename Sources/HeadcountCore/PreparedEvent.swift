@@ -40,4 +40,15 @@ public struct PreparedEvent: Sendable {
             statusChange = StatusChange(event)
         }
     }
+
+    /// `init(_:)` of `bytes.event`, without making the event's Strings. `eventId` is the
+    /// String of `bytes.eventId` (shared among a show's events: `EventIdInterner`).
+    public init(_ bytes: FeedEventBytes, eventId: String) {
+        self.eventId = eventId
+        kind = bytes.kind
+        occurredAt = bytes.occurredAt
+        ticketKey = Hash128.hash(bytes.ticketId)
+        (argument, device) = bytes.historyArgument
+        statusChange = nil
+    }
 }

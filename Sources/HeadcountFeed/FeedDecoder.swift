@@ -72,23 +72,30 @@ public final class FeedDecoder {
     /// One item per event, in request order; `index` = 0-based position of the event in the
     /// request (blank NDJSON lines take no index). `body` is copied; it need not outlive the call.
     public func decode(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat) -> Result<[FeedItem], FeedBodyError> {
+        let collector = FeedItemCollector()
+        if let error = decode(body, format: format, into: collector) { return .failure(error) }
+        return .success(collector.items)
+    }
+
+    /// Hands the body's events to `sink`, in request order, without making their Strings
+    /// (`FeedEventBytes`); nil when done, or the whole body's failure. On a failure found
+    /// part-way (more events than the limit in an NDJSON body) `sink` has had the first
+    /// events: the caller must drop them.
+    public func decode(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat, into sink: FeedEventSink) -> FeedBodyError? {
         defer { hc_feed_end(handle, Self.retainedBufferBytes) }
-        let info: hc_feed_body_info
         switch begin(body, format: format) {
-        case .success(let begun): info = begun
-        case .failure(let error): return .failure(error)
+        case .success: break
+        case .failure(let error): return error
         }
         let limit = limits.eventsPerRequestMax
-
-        var items: [FeedItem] = []
-        items.reserveCapacity(info.event_count >= 0 ? Int(info.event_count)
-                                                    : min(limit, body.count / 128 + 1))
         var event = hc_feed_event()
+        var index = 0
         while hc_feed_next(handle, &event) != 0 {
-            if items.count >= limit { return .failure(.tooManyEvents(limit: limit)) }
-            items.append(item(&event, index: items.count))
+            if index >= limit { return .tooManyEvents(limit: limit) }
+            emit(&event, index: index, to: sink)
+            index += 1
         }
-        return .success(items)
+        return nil
     }
 
     // MARK: - Incremental decoding
@@ -150,10 +157,18 @@ public final class FeedDecoder {
     /// Appends the next events (at most `max`) of the body begun with `beginItems` to
     /// `items`, indexed from where the last call stopped; true once the body is exhausted.
     public func nextItems(into items: inout [FeedItem], max: Int) -> Bool {
+        let collector = FeedItemCollector()
+        swap(&collector.items, &items)
+        defer { swap(&collector.items, &items) }
+        return nextItems(into: collector, max: max)
+    }
+
+    /// `nextItems(into:max:)`, handing the events to `sink` (`FeedEventBytes`).
+    public func nextItems(into sink: FeedEventSink, max: Int) -> Bool {
         var event = hc_feed_event()
         for _ in 0..<max {
             guard hc_feed_next(handle, &event) != 0 else { return true }
-            items.append(item(&event, index: itemsDecoded))
+            emit(&event, index: itemsDecoded, to: sink)
             itemsDecoded += 1
         }
         return false
@@ -171,35 +186,42 @@ public final class FeedDecoder {
         "invalid JSON: " + String(cString: hc_feed_error_message(code))
     }
 
-    private func item(_ e: inout hc_feed_event, index: Int) -> FeedItem {
+    private func emit(_ e: inout hc_feed_event, index: Int, to sink: FeedEventSink) {
         switch e.outcome {
         case .HC_EVENT_OBJECT:
             break
         case .HC_EVENT_INVALID_JSON:
-            return .rejected(index: index, id: nil, error: Self.parseErrorMessage(e.error_code))
+            return sink.reject(index: index, id: nil, error: Self.parseErrorMessage(e.error_code))
         case .HC_EVENT_NOT_OBJECT:
-            return .rejected(index: index, id: nil, error: "event must be a JSON object")
+            return sink.reject(index: index, id: nil, error: "event must be a JSON object")
         }
-        let id: String
         switch e.id.type {
         case .HC_JSON_STRING:
             guard e.id.len >= 1 && e.id.len <= 128 else {
-                return .rejected(index: index, id: nil, error: "id must be 1-128 bytes")
+                return sink.reject(index: index, id: nil, error: "id must be 1-128 bytes")
             }
-            id = e.id.string
         case .HC_JSON_ABSENT, .HC_JSON_NULL:
-            return .rejected(index: index, id: nil, error: "missing field: id")
+            return sink.reject(index: index, id: nil, error: "missing field: id")
         default:
-            return .rejected(index: index, id: nil, error: "id must be a string")
+            return sink.reject(index: index, id: nil, error: "id must be a string")
         }
         do {
-            return .event(try validated(&e, id: id))
+            switch try validated(&e) {
+            case .bytes(let event): sink.accept(event, index: index)
+            case .made(let event): sink.accept(event, index: index)
+            }
         } catch {
-            return .rejected(index: index, id: id, error: error.message)
+            sink.reject(index: index, id: e.id.string, error: error.message)
         }
     }
 
-    private func validated(_ e: inout hc_feed_event, id: String) throws(Rejection) -> FeedEvent {
+    /// A valid event: a ticket or pass event as bytes, a seat or chart event made whole.
+    private enum Validated {
+        case bytes(FeedEventBytes)
+        case made(FeedEvent)
+    }
+
+    private func validated(_ e: inout hc_feed_event) throws(Rejection) -> Validated {
         let kind: FeedEventKind
         switch e.type.type {
         case .HC_JSON_STRING:
@@ -210,8 +232,9 @@ public final class FeedDecoder {
         case .HC_JSON_ABSENT, .HC_JSON_NULL: throw Rejection("missing field: type")
         default: throw Rejection("type must be a string")
         }
-        let eventId = try e.event_id.requiredString("eventId", max: 128)
-        let ticketId = kind.isTicketOrPass ? try e.ticket_id.requiredString("ticketId", max: 128) : ""
+        let eventId = try e.event_id.requiredBytes("eventId", max: 128)
+        let ticketId = kind.isTicketOrPass ? try e.ticket_id.requiredBytes("ticketId", max: 128) : UnsafeRawBufferPointer(start: nil, count: 0)
+        let id = e.id.bytes
 
         let occurredAt: Int64
         switch e.occurred_at.type {
@@ -224,7 +247,12 @@ public final class FeedDecoder {
         default: throw Rejection("occurredAt must be a string")
         }
 
-        let details: FeedEvent.Details
+        let details: FeedEventBytes.Details
+        /// `FeedEvent` of a seat or chart event.
+        func made(_ details: FeedEvent.Details) -> Validated {
+            .made(FeedEvent(id: String(decoding: id, as: UTF8.self), kind: kind, eventId: String(decoding: eventId, as: UTF8.self),
+                            ticketId: "", occurredAt: occurredAt, details: details))
+        }
         switch kind {
         case .ticketCreated, .ticketRestored, .transferInitiated, .transferAccepted,
              .transferCancelled, .ticketControlled:
@@ -236,7 +264,7 @@ public final class FeedDecoder {
             default: throw Rejection("pending must be a boolean")
             }
         case .ticketDownloaded, .ticketLoggedOut:
-            details = .device(try e.device_id.requiredString("deviceId", max: 128))
+            details = .device(try e.device_id.requiredBytes("deviceId", max: 128))
         case .ticketActivated:
             let mode = e.mode
             if mode.isMissing { throw Rejection("missing field: mode") }
@@ -248,7 +276,7 @@ public final class FeedDecoder {
              .passInvalidated, .passTransferred, .passStatusChanged:
             details = try Self.passDetails(&e, kind: kind)
         case .seatStatusChanged:
-            details = .seatStatus(try seatStatus(&e))
+            return made(.seatStatus(try seatStatus(&e)))
         case .chartObjectRemoved:
             let label = try e.object_label.requiredString("objectLabel", max: 256)
             let reason = e.reason
@@ -256,16 +284,15 @@ public final class FeedDecoder {
             guard let value = Self.removalReason(reason) else {
                 throw Rejection("reason must be RENAMED_OR_DELETED, SWITCHED_TO_BOOK_WHOLE_TABLE or SWITCHED_TO_BOOK_BY_SEAT")
             }
-            details = .chartObject(label: label, removalReason: value)
+            return made(.chartObject(label: label, removalReason: value))
         case .chartObjectRestored:
-            details = .chartObject(label: try e.object_label.requiredString("objectLabel", max: 256),
-                                   removalReason: nil)
+            return made(.chartObject(label: try e.object_label.requiredString("objectLabel", max: 256), removalReason: nil))
         }
-        return FeedEvent(id: id, kind: kind, eventId: eventId, ticketId: ticketId,
-                         occurredAt: occurredAt, details: details)
+        return .bytes(FeedEventBytes(kind: kind, occurredAt: occurredAt, id: id, eventId: eventId, ticketId: ticketId,
+                                     details: details))
     }
 
-    private static func passDetails(_ e: inout hc_feed_event, kind: FeedEventKind) throws(Rejection) -> FeedEvent.Details {
+    private static func passDetails(_ e: inout hc_feed_event, kind: FeedEventKind) throws(Rejection) -> FeedEventBytes.Details {
         let platformValue = e.platform
         if platformValue.isMissing { throw Rejection("missing field: platform") }
         let platform: PassPlatform
@@ -431,6 +458,17 @@ public final class FeedDecoder {
     }
 }
 
+/// Makes the `FeedItem`s of a body (`FeedDecoder.decode(_:format:)`).
+final class FeedItemCollector: FeedEventSink {
+    var items: [FeedItem] = []
+
+    func accept(_ event: FeedEventBytes, index: Int) { items.append(.event(event.event)) }
+
+    func accept(_ event: FeedEvent, index: Int) { items.append(.event(event)) }
+
+    func reject(index: Int, id: String?, error: String) { items.append(.rejected(index: index, id: id, error: error)) }
+}
+
 /// Why one event is rejected.
 struct Rejection: Error {
     let message: String
@@ -466,6 +504,20 @@ extension hc_value {
             i &+= 1
         }
         return true
+    }
+
+    /// A required string of 1...max bytes, as its bytes.
+    @inline(__always)
+    func requiredBytes(_ name: String, max: Int) throws(Rejection) -> UnsafeRawBufferPointer {
+        switch type {
+        case .HC_JSON_STRING:
+            guard len >= 1 && len <= max else { throw Rejection("\(name) must be 1-\(max) bytes") }
+            return bytes
+        case .HC_JSON_ABSENT, .HC_JSON_NULL:
+            throw Rejection("missing field: " + name)
+        default:
+            throw Rejection(name + " must be a string")
+        }
     }
 
     /// A required string of 1...max bytes.

@@ -252,17 +252,22 @@ final class FeedCommitter {
         var events: [SequencedEvent] = []
     }
 
-    /// Assigns the next sequence to an admitted event and encodes its WAL record into the
-    /// step's submission. Only the admitting thread calls this (`FeedIntake` admits on one
-    /// thread at a time, handing over through the intake thread's queue), and it owns
-    /// `nextSequence` meanwhile.
-    ///
-    /// - Precondition: `WALRecord.encodingProblem(of: event) == nil` (the intake checks it first).
-    func add(_ event: FeedEvent, prepared: PreparedEvent, arrivalMilliseconds: Int64, to submission: inout Submission) {
+    /// Assigns the next sequence to an admitted event (draft `index` of `drafts`) and puts
+    /// its WAL record, sealed with that sequence, into the step's submission. Only the
+    /// admitting thread calls this (`FeedIntake` admits on one thread at a time, handing over
+    /// through the intake thread's queue), and it owns `nextSequence` meanwhile.
+    func add(_ drafts: FeedDrafts, index: Int, to submission: inout Submission) {
         let sequence = nextSequence
         nextSequence += 1
-        WriteAheadLog.encode(sequence: sequence, arrivalMilliseconds: arrivalMilliseconds, checkedEvent: event, into: &submission.bytes)
-        submission.events.append(SequencedEvent(event: prepared, sequence: sequence))
+        let start = submission.bytes.count
+        drafts.withRecord(index) { record in
+            // A typed buffer: `append(contentsOf:)` of raw bytes goes element by element.
+            submission.bytes.append(contentsOf: record.assumingMemoryBound(to: UInt8.self))
+        }
+        submission.bytes.withUnsafeMutableBytes { bytes in
+            WALRecord.seal(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), sequence: sequence)
+        }
+        submission.events.append(SequencedEvent(event: drafts.prepared[index], sequence: sequence))
     }
 
     /// Queues a step's records for the next flush (and empties the submission, keeping its room).

@@ -63,12 +63,13 @@ final class FeedIntake {
         let arrivalMilliseconds: Int64
         /// Answers the request (`HeadcountServer.feedAnswered`).
         let responder: HTTPResponder
-        var items: [FeedItem]?
+        /// Decoded whole into the loop's drafts (`FeedIntake.loopDrafts`), which only the job
+        /// at the head of the queue uses.
+        var isDecoded = false
         /// Being decoded a step at a time by the loop's decoder (`FeedDecoder.beginItems`),
         /// and whether the decoder has given all its events.
         var isDecodingInSteps = false
         var isDecoderExhausted = false
-        var next = 0
         var accepted = 0
         var duplicates = 0
         var rejections: [(index: Int, id: String?, error: String)] = []
@@ -115,22 +116,24 @@ final class FeedIntake {
 
     /// Held around each step's admissions (the duplicate-check table), on either thread.
     let admissionLock: NSLock
-    /// Decodes a body on the loop (the server's decoder and its limits).
-    var decode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)!
+    /// Decodes a body on the loop into drafts (the server's decoder and its limits): nil, or
+    /// the whole body's failure.
+    var decode: (([UInt8], FeedBodyFormat, FeedDrafts) -> FeedBodyError?)!
     /// The loop decoder's incremental form (`FeedDecoder.beginItems`, `nextItems`, `endItems`).
     var beginItems: (([UInt8], FeedBodyFormat) -> Result<Void, FeedBodyError>?)?
-    var nextItems: ((inout [FeedItem], Int) -> Bool)!
+    var nextItems: ((FeedDrafts, Int) -> Bool)!
     var endItems: (() -> Void)!
     /// Decodes a body on the intake thread (a decoder of its own, same limits).
-    var threadDecode: (([UInt8], FeedBodyFormat) -> Result<[FeedItem], FeedBodyError>)?
+    var threadDecode: (([UInt8], FeedBodyFormat, FeedDrafts) -> FeedBodyError?)?
     /// Admits one event by its duplicate-check key (`Engine.admissionKey(id:)`): true if new
     /// (and then it must be submitted), false if a duplicate. Called under `admissionLock`.
     var admit: ((Hash128, Int64) -> Bool)!
     /// Touches the duplicate-check table for a step's keys before they are admitted (under the lock).
     var touch: ((UnsafeBufferPointer<Hash128>) -> UInt64)?
-    /// Assigns an admitted event its sequence and encodes it into the step's submission
-    /// (`FeedCommitter.add`); then the step is submitted to the group commit (`submit`).
-    var add: ((FeedEvent, PreparedEvent, Int64, inout FeedCommitter.Submission) -> Void)!
+    /// Assigns an admitted event (a draft, by index) its sequence and puts its WAL record into
+    /// the step's submission (`FeedCommitter.add`); then the step is submitted to the group
+    /// commit (`submit`).
+    var add: ((FeedDrafts, Int, inout FeedCommitter.Submission) -> Void)!
     var submit: ((inout FeedCommitter.Submission) -> Void)!
     /// The last sequence assigned so far (the admitting thread's).
     var lastAssignedSequence: (() -> UInt64)!
@@ -209,21 +212,23 @@ final class FeedIntake {
         var job = job
         job.wasOnIntakeThread = true
         let carrier = ThreadJob(job)
+        let drafts = threadDrafts
         worker.submit({ [unowned self] in
-            // On the intake thread: the whole request at once (it holds up no query).
-            var keys: [Hash128] = []
-            keys.reserveCapacity(stepEvents)
-            var submission = FeedCommitter.Submission()
-            switch threadDecode!(carrier.job.body, carrier.job.format) {
-            case .success(let items):
+            // On the intake thread: the whole request at once (it holds up no query). Only
+            // this thread touches `threadDrafts`, one job at a time.
+            drafts.reset(arrivalMilliseconds: carrier.job.arrivalMilliseconds)
+            switch threadDecode!(carrier.job.body, carrier.job.format, drafts) {
+            case nil:
                 carrier.job.body = []
-                while carrier.job.next < items.count { step(&carrier.job, items: items, offset: 0, keys: &keys, submission: &submission) }
+                carrier.job.rejections = drafts.takeRejections()
+                while drafts.next < drafts.count { step(&carrier.job, drafts: drafts, submission: &threadSubmission) }
                 carrier.job.throughSequence = lastAssignedSequence()
-            case .failure(.invalidJSON(let detail)):
+            case .invalidJSON(let detail)?:
                 carrier.job.failure = .invalidJSON(detail)
-            case .failure(.tooManyEvents(let limit)):
+            case .tooManyEvents(let limit)?:
                 carrier.job.failure = .tooManyEvents(limit: limit)
             }
+            drafts.reset(arrivalMilliseconds: 0)  // its PreparedEvents: released here, not on the loop
         }, then: { [unowned self] in
             threadJobs -= 1
             if let failure = carrier.job.failure { failed(carrier.job, failure) } else { finished(carrier.job) }
@@ -231,47 +236,34 @@ final class FeedIntake {
         })
     }
 
-    /// Admits and submits the job's next `stepEvents` events: their keys (and encoding
-    /// checks) first, then, under the admission lock, their table slots touched together
-    /// (their cache misses overlap) and the admissions; the admitted events are encoded as
-    /// they go and submitted together at the end of the step. `items[i]` is the job's event
-    /// `offset + i` (all of them from 0, or one step's worth when decoding in steps).
+    /// Admits and submits the job's next `stepEvents` drafts: under the admission lock,
+    /// their table slots touched together (their cache misses overlap) and the admissions;
+    /// the admitted events' WAL records go into the step's submission as they are admitted,
+    /// and the submission to the group commit at the end of the step.
     ///
     /// On the loop a step also ends at `deadline` (`uv_hrtime`; looked at every 8 events, 0:
     /// never), so that a step never runs far past its slice: right after a snapshot, an
     /// admission may first copy the shard of the duplicate-check table it touches
     /// (copy-on-write), and the step's cost is no longer a fixed 64 events' worth.
-    private func step(_ job: inout Job, items: [FeedItem], offset: Int, keys: inout [Hash128], submission: inout FeedCommitter.Submission,
-                      deadline: UInt64 = 0) {
-        let end = offset + min(job.next - offset + stepEvents, items.count)
-        keys.removeAll(keepingCapacity: true)
-        for index in (job.next - offset)..<(end - offset) {
-            if case .event(let event) = items[index], WALRecord.encodingProblem(of: event) == nil {
-                keys.append(Engine.admissionKey(id: event.id))
-            } else {
-                keys.append(Hash128(low: 0, high: 0))
-            }
-        }
+    private func step(_ job: inout Job, drafts: FeedDrafts, submission: inout FeedCommitter.Submission, deadline: UInt64 = 0) {
+        let end = min(drafts.next + stepEvents, drafts.count)
         admissionLock.lock()
-        if let touch { job.touchSink = keys.withUnsafeBufferPointer { touch($0) } }
+        if let touch {
+            let first = drafts.next
+            job.touchSink = drafts.keys.withUnsafeBufferPointer { touch(UnsafeBufferPointer(rebasing: $0[first..<end])) }
+        }
         var step = 0
-        while job.next < end {
-            defer { step += 1 }
-            switch items[job.next - offset] {
-            case .event(let event):
-                if keys[step].low == 0 && keys[step].high == 0, let problem = WALRecord.encodingProblem(of: event) {
-                    job.rejections.append((job.next, event.id, problem))
-                } else if admit(keys[step], job.arrivalMilliseconds) {
-                    add(event, PreparedEvent(event), job.arrivalMilliseconds, &submission)
-                    job.accepted += 1
-                } else {
-                    job.duplicates += 1
-                }
-            case .rejected(let index, let id, let error):
-                job.rejections.append((index, id, error))
+        while drafts.next < end {
+            let index = drafts.next
+            if admit(drafts.keys[index], job.arrivalMilliseconds) {
+                add(drafts, index, &submission)
+                job.accepted += 1
+            } else {
+                job.duplicates += 1
             }
-            job.next += 1
-            if deadline != 0 && step & 7 == 7 && uv_hrtime() >= deadline { break }
+            drafts.next = index + 1
+            step += 1
+            if deadline != 0 && step & 7 == 0 && uv_hrtime() >= deadline { break }
         }
         admissionLock.unlock()
         submit(&submission)
@@ -282,18 +274,17 @@ final class FeedIntake {
         repeat {
             // Taken out while worked on (moved, not copied), put back if not finished.
             guard var job = queue.popFirst() else { break }
-            if job.items == nil && !job.isDecodingInSteps {
+            if !job.isDecoded && !job.isDecodingInSteps {
                 // A large body is decoded a step at a time, interleaved with its admissions:
                 // decoding 1,000 events at once (and freeing them at once) held a query up
                 // for ~0.8 ms. Only a body that can no longer fail as a whole is (see
                 // `FeedDecoder.beginItems`); any other is decoded whole.
+                loopDrafts.reset(arrivalMilliseconds: job.arrivalMilliseconds)
                 if job.body.count >= stepDecodeBodyBytes, let begin = beginItems, let begun = begin(job.body, job.format) {
                     switch begun {
                     case .success:
                         job.isDecodingInSteps = true
                         job.body = []
-                        stepItems.removeAll(keepingCapacity: true)
-                        stepItemsOffset = 0
                         queue.prepend(job)
                     case .failure(.invalidJSON(let detail)):
                         failed(job, .invalidJSON(detail))
@@ -302,33 +293,35 @@ final class FeedIntake {
                     }
                     continue
                 }
-                switch decode(job.body, job.format) {
-                case .success(let items):
-                    job.items = items
+                switch decode(job.body, job.format, loopDrafts) {
+                case nil:
+                    job.isDecoded = true
                     job.body = []
+                    job.rejections = loopDrafts.takeRejections()
                     queue.prepend(job)
-                case .failure(.invalidJSON(let detail)):
+                case .invalidJSON(let detail)?:
+                    loopDrafts.reset(arrivalMilliseconds: 0)
                     failed(job, .invalidJSON(detail))
-                case .failure(.tooManyEvents(let limit)):
+                case .tooManyEvents(let limit)?:
+                    loopDrafts.reset(arrivalMilliseconds: 0)
                     failed(job, .tooManyEvents(limit: limit))
                 }
                 continue  // look at the clock after a decode
             }
             if job.isDecodingInSteps {
-                // `stepItems` holds the decoded events `stepItemsOffset...` of this job (the
-                // only one being decoded in steps: the head of the queue).
-                if job.next == stepItemsOffset + stepItems.count && !job.isDecoderExhausted {
-                    stepItems.removeAll(keepingCapacity: true)
-                    stepItemsOffset = job.next
-                    job.isDecoderExhausted = nextItems(&stepItems, stepEvents)
+                // `loopDrafts` holds the next decoded events of this job (the only one being
+                // decoded in steps: the head of the queue).
+                if loopDrafts.next == loopDrafts.count && !job.isDecoderExhausted {
+                    loopDrafts.reset(arrivalMilliseconds: job.arrivalMilliseconds)
+                    job.isDecoderExhausted = nextItems(loopDrafts, stepEvents)
+                    job.rejections.append(contentsOf: loopDrafts.takeRejections())
                 }
-                if job.next < stepItemsOffset + stepItems.count {
-                    step(&job, items: stepItems, offset: stepItemsOffset, keys: &stepKeys, submission: &stepSubmission, deadline: deadline)
+                if loopDrafts.next < loopDrafts.count {
+                    step(&job, drafts: loopDrafts, submission: &stepSubmission, deadline: deadline)
                 }
-                if job.isDecoderExhausted && job.next == stepItemsOffset + stepItems.count {
+                if job.isDecoderExhausted && loopDrafts.next == loopDrafts.count {
                     endItems()
-                    stepItems.removeAll(keepingCapacity: true)
-                    stepItemsOffset = 0
+                    loopDrafts.reset(arrivalMilliseconds: 0)
                     job.isDecodingInSteps = false
                     job.throughSequence = lastAssignedSequence()
                     finished(job)
@@ -337,11 +330,11 @@ final class FeedIntake {
                 }
                 continue
             }
-            let items = job.items!
-            if !items.isEmpty {
-                step(&job, items: items, offset: 0, keys: &stepKeys, submission: &stepSubmission, deadline: deadline)
+            if loopDrafts.next < loopDrafts.count {
+                step(&job, drafts: loopDrafts, submission: &stepSubmission, deadline: deadline)
             }
-            if job.next == items.count {
+            if loopDrafts.next == loopDrafts.count {
+                loopDrafts.reset(arrivalMilliseconds: 0)
                 job.throughSequence = lastAssignedSequence()
                 finished(job)
             } else {
@@ -356,8 +349,10 @@ final class FeedIntake {
     /// Bodies at least this large are decoded in steps on the loop (smaller ones at once:
     /// a step's worth of events or less).
     private let stepDecodeBodyBytes = 8 * 1024
-    private var stepItems: [FeedItem] = []
-    private var stepItemsOffset = 0
-    private var stepKeys: [Hash128] = []
+    /// The drafts of the job at the head of the loop's queue, and the loop's step submission.
+    private let loopDrafts = FeedDrafts()
     private var stepSubmission = FeedCommitter.Submission()
+    /// The intake thread's (touched only on it).
+    private let threadDrafts = FeedDrafts()
+    private var threadSubmission = FeedCommitter.Submission()
 }

@@ -107,17 +107,19 @@ public final class HeadcountServer {
                             threadNice: configuration.intakeThreadNice,
                             isThreadIdleClass: configuration.isIntakeThreadIdleClass,
                             queryQuietMilliseconds: configuration.intakeThreadQueryQuietMilliseconds, admissionLock: admissionLock)
-        intake.decode = { [unowned self] body, format in self.decoder.decode(body, format: format) }
+        intake.decode = { [unowned self] body, format, drafts in
+            body.withUnsafeBytes { self.decoder.decode($0, format: format, into: drafts) }
+        }
         intake.beginItems = { [unowned self] body, format in body.withUnsafeBytes { self.decoder.beginItems($0, format: format) } }
-        intake.nextItems = { [unowned self] items, max in self.decoder.nextItems(into: &items, max: max) }
+        intake.nextItems = { [unowned self] drafts, max in self.decoder.nextItems(into: drafts, max: max) }
         intake.endItems = { [unowned self] in self.decoder.endItems() }
-        intake.threadDecode = { [unowned self] body, format in self.intakeDecoder.decode(body, format: format) }
+        intake.threadDecode = { [unowned self] body, format, drafts in
+            body.withUnsafeBytes { self.intakeDecoder.decode($0, format: format, into: drafts) }
+        }
         intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }
         intake.admit = { [unowned self] key, arrival in self.engine.admit(key: key, arrivalMilliseconds: arrival) }
         intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
-        intake.add = { [unowned self] event, prepared, arrival, submission in
-            self.committer.add(event, prepared: prepared, arrivalMilliseconds: arrival, to: &submission)
-        }
+        intake.add = { [unowned self] drafts, index, submission in self.committer.add(drafts, index: index, to: &submission) }
         intake.submit = { [unowned self] submission in self.committer.submit(&submission) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
         committer.answerWhenDurable = { [unowned self] answer, failure in self.feedAnswerDurable(answer, failure: failure) }

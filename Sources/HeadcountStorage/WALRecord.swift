@@ -152,49 +152,7 @@ public struct WALRecord: Equatable, Sendable {
             offset = storeString(event.eventId, count: eventIdCount, into: bytes, at: offset)
             offset = storeString(event.ticketId, count: ticketIdCount, into: bytes, at: offset)
         }
-        switch event.details {
-        case .none:
-            buffer.append(DetailsTag.none.rawValue)
-        case .deletion(let isPending):
-            buffer.append(DetailsTag.deletion.rawValue)
-            buffer.append(isPending ? 1 : 0)
-        case .device(let device):
-            buffer.append(DetailsTag.device.rawValue)
-            appendString(device, to: &buffer)
-        case .activation(let mode):
-            buffer.append(DetailsTag.activation.rawValue)
-            buffer.append(mode.rawValue)
-        case .pass(let platform, let status, let reason):
-            buffer.append(DetailsTag.pass.rawValue)
-            buffer.append((status != nil ? PassFlag.status : 0) | (reason != nil ? PassFlag.reason : 0))
-            buffer.append(platform.rawValue)
-            if let status { buffer.append(status.rawValue) }
-            if let reason { buffer.append(reason.rawValue) }
-        case .seatStatus(let seat):
-            buffer.append(DetailsTag.seatStatus.rawValue)
-            let hasDisplayedLabel = seat.displayedLabel != seat.objectLabel
-            var flags: UInt8 = 0
-            if seat.orderId != nil { flags |= SeatFlag.orderId }
-            if seat.extraDataJSON != nil { flags |= SeatFlag.extraData }
-            if seat.holdToken != nil { flags |= SeatFlag.holdToken }
-            if seat.originIP != nil { flags |= SeatFlag.originIP }
-            if hasDisplayedLabel { flags |= SeatFlag.displayedLabel }
-            buffer.append(flags)
-            appendString(seat.objectLabel, to: &buffer)
-            appendString(seat.status, to: &buffer)
-            appendVarint(UInt64(seat.quantity), to: &buffer)
-            buffer.append(seat.originType.rawValue)
-            if let orderId = seat.orderId { appendString(orderId, to: &buffer) }
-            if let extraData = seat.extraDataJSON { appendString(extraData, to: &buffer) }
-            if let holdToken = seat.holdToken { appendString(holdToken, to: &buffer) }
-            if let originIP = seat.originIP { appendString(originIP, to: &buffer) }
-            if hasDisplayedLabel { appendString(seat.displayedLabel, to: &buffer) }
-        case .chartObject(let label, let reason):
-            buffer.append(DetailsTag.chartObject.rawValue)
-            buffer.append(reason != nil ? ChartFlag.reason : 0)
-            appendString(label, to: &buffer)
-            if let reason { buffer.append(reason.rawValue) }
-        }
+        appendDetails(event.details, to: &buffer)
         let payloadCount = buffer.count - start - WALRecord.headerByteCount
         precondition(payloadCount <= WALRecord.payloadBytesMax, "WAL payload over its limit")
         buffer.withUnsafeMutableBytes { bytes in
@@ -203,6 +161,148 @@ public struct WALRecord: Equatable, Sendable {
             bytes.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: start, as: UInt32.self)
             bytes.storeBytes(of: checksum.littleEndian, toByteOffset: start + 4, as: UInt32.self)
         }
+    }
+
+    /// Appends the details' tag and fields.
+    private static func appendDetails(_ details: FeedEvent.Details, to buffer: inout [UInt8]) {
+    switch details {
+    case .none:
+        buffer.append(DetailsTag.none.rawValue)
+    case .deletion(let isPending):
+        buffer.append(DetailsTag.deletion.rawValue)
+        buffer.append(isPending ? 1 : 0)
+    case .device(let device):
+        buffer.append(DetailsTag.device.rawValue)
+        appendString(device, to: &buffer)
+    case .activation(let mode):
+        buffer.append(DetailsTag.activation.rawValue)
+        buffer.append(mode.rawValue)
+    case .pass(let platform, let status, let reason):
+        buffer.append(DetailsTag.pass.rawValue)
+        buffer.append((status != nil ? PassFlag.status : 0) | (reason != nil ? PassFlag.reason : 0))
+        buffer.append(platform.rawValue)
+        if let status { buffer.append(status.rawValue) }
+        if let reason { buffer.append(reason.rawValue) }
+    case .seatStatus(let seat):
+        buffer.append(DetailsTag.seatStatus.rawValue)
+        let hasDisplayedLabel = seat.displayedLabel != seat.objectLabel
+        var flags: UInt8 = 0
+        if seat.orderId != nil { flags |= SeatFlag.orderId }
+        if seat.extraDataJSON != nil { flags |= SeatFlag.extraData }
+        if seat.holdToken != nil { flags |= SeatFlag.holdToken }
+        if seat.originIP != nil { flags |= SeatFlag.originIP }
+        if hasDisplayedLabel { flags |= SeatFlag.displayedLabel }
+        buffer.append(flags)
+        appendString(seat.objectLabel, to: &buffer)
+        appendString(seat.status, to: &buffer)
+        appendVarint(UInt64(seat.quantity), to: &buffer)
+        buffer.append(seat.originType.rawValue)
+        if let orderId = seat.orderId { appendString(orderId, to: &buffer) }
+        if let extraData = seat.extraDataJSON { appendString(extraData, to: &buffer) }
+        if let holdToken = seat.holdToken { appendString(holdToken, to: &buffer) }
+        if let originIP = seat.originIP { appendString(originIP, to: &buffer) }
+        if hasDisplayedLabel { appendString(seat.displayedLabel, to: &buffer) }
+    case .chartObject(let label, let reason):
+        buffer.append(DetailsTag.chartObject.rawValue)
+        buffer.append(reason != nil ? ChartFlag.reason : 0)
+        appendString(label, to: &buffer)
+        if let reason { buffer.append(reason.rawValue) }
+    }
+    }
+
+    /// Why `event` cannot be written, or nil if it can (`encodingProblem(of:)` of
+    /// `event.event`, without making it): never, for what the feed decoder accepts.
+    @inline(__always)
+    public static func encodingProblem(of event: FeedEventBytes) -> String? {
+        var deviceCount = 0
+        if case .device(let device) = event.details { deviceCount = device.count }
+        if (1...idBytesMax).contains(event.id.count) && (1...idBytesMax).contains(event.eventId.count)
+            && event.ticketId.count <= idBytesMax && deviceCount <= stringBytesMax {
+            return nil
+        }
+        return encodingProblem(of: event.event)
+    }
+
+    /// Appends the record of `event` with sequence 0 and no checksum yet: `seal` gives it its
+    /// sequence and checksum. For a caller that encodes an event before it knows its sequence
+    /// (the feed path encodes while the decoder's bytes are valid, and assigns sequences when
+    /// it admits). Returns the record's byte count.
+    ///
+    /// - Precondition: `encodingProblem(of: event) == nil`.
+    @discardableResult
+    public static func encodeUnsealed(arrivalMilliseconds: Int64, event: FeedEventBytes, into buffer: inout [UInt8]) -> Int {
+        let start = buffer.count
+        let idCount = event.id.count, eventIdCount = event.eventId.count, ticketIdCount = event.ticketId.count
+        let head = fixedPrefixBytes + varintByteCount(idCount) + idCount + varintByteCount(eventIdCount) + eventIdCount
+            + varintByteCount(ticketIdCount) + ticketIdCount
+        var deviceCount = 0
+        if case .device(let device) = event.details { deviceCount = device.count }
+        // The details are a few bytes, or a device id: one append of zeros for all of it,
+        // then stores into it (see `encode(sequence:…)`).
+        let tail: Int
+        switch event.details {
+        case .none: tail = 1
+        case .deletion, .activation: tail = 2
+        case .device: tail = 1 + varintByteCount(deviceCount) + deviceCount
+        case .pass(_, let status, let reason): tail = 3 + (status != nil ? 1 : 0) + (reason != nil ? 1 : 0)
+        }
+        if buffer.capacity - start < head + tail + 64 { buffer.reserveCapacity(max(buffer.capacity * 2, start + head + tail + 64)) }
+        buffer.append(contentsOf: repeatElement(0, count: head + tail))
+        buffer.withUnsafeMutableBytes { bytes in
+            var offset = start + WALRecord.headerByteCount
+            bytes[offset] = WALRecord.formatVersion
+            // Sequence (offset + 1) stays 0 until `seal`.
+            bytes.storeBytes(of: UInt64(bitPattern: arrivalMilliseconds).littleEndian, toByteOffset: offset + 9, as: UInt64.self)
+            bytes[offset + 17] = event.kind.rawValue
+            bytes.storeBytes(of: UInt64(bitPattern: event.occurredAt).littleEndian, toByteOffset: offset + 18, as: UInt64.self)
+            offset += 26
+            offset = storeBytes(event.id, into: bytes, at: offset)
+            offset = storeBytes(event.eventId, into: bytes, at: offset)
+            offset = storeBytes(event.ticketId, into: bytes, at: offset)
+            switch event.details {
+            case .none:
+                bytes[offset] = DetailsTag.none.rawValue
+            case .deletion(let isPending):
+                bytes[offset] = DetailsTag.deletion.rawValue
+                bytes[offset + 1] = isPending ? 1 : 0
+            case .device(let device):
+                bytes[offset] = DetailsTag.device.rawValue
+                _ = storeBytes(device, into: bytes, at: offset + 1)
+            case .activation(let mode):
+                bytes[offset] = DetailsTag.activation.rawValue
+                bytes[offset + 1] = mode.rawValue
+            case .pass(let platform, let status, let reason):
+                bytes[offset] = DetailsTag.pass.rawValue
+                bytes[offset + 1] = (status != nil ? PassFlag.status : 0) | (reason != nil ? PassFlag.reason : 0)
+                bytes[offset + 2] = platform.rawValue
+                var at = offset + 3
+                if let status { bytes[at] = status.rawValue; at += 1 }
+                if let reason { bytes[at] = reason.rawValue }
+            }
+        }
+        let payloadCount = buffer.count - start - WALRecord.headerByteCount
+        precondition(payloadCount <= WALRecord.payloadBytesMax, "WAL payload over its limit")
+        buffer.withUnsafeMutableBytes { bytes in
+            bytes.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: start, as: UInt32.self)
+        }
+        return buffer.count - start
+    }
+
+    /// Gives a record from `encodeUnsealed` its sequence and checksum. `record` is exactly
+    /// the record's bytes, header included.
+    public static func seal(_ record: UnsafeMutableRawBufferPointer, sequence: UInt64) {
+        record.storeBytes(of: sequence.littleEndian, toByteOffset: headerByteCount + 1, as: UInt64.self)
+        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[headerByteCount...]))
+        record.storeBytes(of: checksum.littleEndian, toByteOffset: 4, as: UInt32.self)
+    }
+
+    /// `encode(sequence:arrivalMilliseconds:event:into:)` of `event.event`, from its bytes.
+    ///
+    /// - Precondition: `encodingProblem(of: event) == nil`.
+    public static func encode(sequence: UInt64, arrivalMilliseconds: Int64, event: FeedEventBytes, into buffer: inout [UInt8]) {
+        let start = buffer.count
+        encodeUnsealed(arrivalMilliseconds: arrivalMilliseconds, event: event, into: &buffer)
+        buffer.withUnsafeMutableBytes { seal(UnsafeMutableRawBufferPointer(rebasing: $0[start...]), sequence: sequence) }
     }
 
     // MARK: Decoding
@@ -369,6 +469,25 @@ private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableR
         for (index, byte) in value.utf8.enumerated() { bytes[target + index] = byte }
     }
     return offset + count
+}
+
+/// Writes `value` as a varint length and its bytes at `offset`; returns the offset after it.
+/// The room must be there.
+@inline(__always)
+private func storeBytes(_ value: UnsafeRawBufferPointer, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    var offset = offset
+    var rest = UInt64(value.count)
+    while rest >= 0x80 {
+        bytes[offset] = UInt8(truncatingIfNeeded: rest) | 0x80
+        rest >>= 7
+        offset += 1
+    }
+    bytes[offset] = UInt8(rest)
+    offset += 1
+    if let source = value.baseAddress, value.count > 0 {
+        bytes.baseAddress!.advanced(by: offset).copyMemory(from: source, byteCount: value.count)
+    }
+    return offset + value.count
 }
 
 @inline(__always)

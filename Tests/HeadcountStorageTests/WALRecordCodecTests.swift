@@ -1,4 +1,5 @@
 import HeadcountCore
+import HeadcountTestSupport
 @testable import HeadcountStorage
 import XCTest
 
@@ -52,6 +53,67 @@ final class WALRecordCodecTests: XCTestCase {
             2a 00 00 00 25 af db b6 01 07 00 00 00 00 00 00 00 7b 63 6d f1 96 01 00 00 04 \
             00 63 6d f1 96 01 00 00 03 66 2d 31 02 45 31 03 54 34 32 02 03 64 2d 39
             """)
+    }
+
+    /// The feed path encodes a ticket or pass event from the decoder's bytes, before it has a
+    /// sequence (`encodeUnsealed`), and seals it when admitted (`seal`): the same bytes as
+    /// encoding the `FeedEvent`, for every ticket and pass kind and details case, and for ids
+    /// at the limits (two-byte length varints, multi-byte UTF-8), back to back in one buffer.
+    func testRecordsEncodedFromBytesAreTheRecordsOfTheirEvents() throws {
+        let long = String(repeating: "x", count: WALRecord.idBytesMax)
+        let accented = String(repeating: "é", count: WALRecord.idBytesMax / 2)
+        var events = sampleEvents().filter(\.kind.isTicketOrPass)
+        events.append(FeedEvent(id: long, kind: .ticketDownloaded, eventId: accented, ticketId: long, occurredAt: -1,
+                                details: .device(String(repeating: "d", count: 200))))
+        events.append(FeedEvent(id: accented, kind: .passInvalidated, eventId: "Ω", ticketId: "tïcket-✓", occurredAt: Int64.max,
+                                details: .pass(.android, .deleted, .reprint)))
+        var unsealed: [UInt8] = []
+        var ends: [Int] = []
+        var expected: [UInt8] = []
+        for (index, event) in events.enumerated() {
+            let arrival = 1_747_807_200_000 + Int64(index)
+            try withBytes(of: event) { bytes in
+                XCTAssertNil(WALRecord.encodingProblem(of: bytes))
+                XCTAssertEqual(bytes.event, event)
+                let count = WALRecord.encodeUnsealed(arrivalMilliseconds: arrival, event: bytes, into: &unsealed)
+                XCTAssertEqual(unsealed.count, (ends.last ?? 0) + count)
+                var alone: [UInt8] = []
+                WALRecord.encode(sequence: UInt64(index) + 100, arrivalMilliseconds: arrival, event: bytes, into: &alone)
+                var fromEvent: [UInt8] = []
+                WALRecord(sequence: UInt64(index) + 100, arrivalMilliseconds: arrival, event: event).encode(into: &fromEvent)
+                XCTAssertEqual(alone, fromEvent, "event \(index)")
+                expected.append(contentsOf: fromEvent)
+            }
+            ends.append(unsealed.count)
+        }
+        // Sealed in place, one by one, with the sequences: the records of the events.
+        unsealed.withUnsafeMutableBytes { buffer in
+            for index in events.indices {
+                let start = index == 0 ? 0 : ends[index - 1]
+                WALRecord.seal(UnsafeMutableRawBufferPointer(rebasing: buffer[start..<ends[index]]), sequence: UInt64(index) + 100)
+            }
+        }
+        XCTAssertEqual(unsealed, expected)
+        var offset = 0
+        for (index, event) in events.enumerated() {
+            let record = try WALRecord(payload: Array(expected[(offset + 8)..<ends[index]]))
+            XCTAssertEqual(record.event, event)
+            XCTAssertEqual(record.sequence, UInt64(index) + 100)
+            offset = ends[index]
+        }
+    }
+
+    /// A device id over the WAL's string limit is reported from the bytes as from the event
+    /// (the decoder limits devices to 128 bytes, so only a direct caller can hit this).
+    func testEncodingProblemOfBytesMatchesTheEvent() {
+        let tooLong = FeedEvent(id: "a", kind: .ticketDownloaded, eventId: "E", ticketId: "T", occurredAt: 0,
+                                details: .device(String(repeating: "d", count: WALRecord.stringBytesMax + 1)))
+        withBytes(of: tooLong) { bytes in
+            XCTAssertNotNil(WALRecord.encodingProblem(of: bytes))
+            XCTAssertEqual(WALRecord.encodingProblem(of: bytes), WALRecord.encodingProblem(of: tooLong))
+        }
+        let emptyId = FeedEvent(id: "", kind: .ticketCreated, eventId: "E", ticketId: "T", occurredAt: 0)
+        withBytes(of: emptyId) { bytes in XCTAssertEqual(WALRecord.encodingProblem(of: bytes), WALRecord.encodingProblem(of: emptyId)) }
     }
 
     /// Ids at the length limit (a two-byte length varint), multi-byte UTF-8 and empty, through
