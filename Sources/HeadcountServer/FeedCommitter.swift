@@ -261,7 +261,6 @@ final class FeedCommitter {
         nextSequence += 1
         let start = submission.bytes.count
         drafts.withRecord(index) { record in
-            // A typed buffer: `append(contentsOf:)` of raw bytes goes element by element.
             submission.bytes.append(contentsOf: record.assumingMemoryBound(to: UInt8.self))
         }
         submission.bytes.withUnsafeMutableBytes { bytes in
