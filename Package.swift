@@ -96,7 +96,8 @@ let package = Package(
             ],
             path: "Benchmarks/HeadcountBenchmarks"
         ),
-        .executableTarget(name: "headcount-loadgen", dependencies: ["HeadcountCore", "CLibUV", .product(name: "Histogram", package: "hdrhistogram-swift"), .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/loadgen"),
+        .executableTarget(name: "headcount-loadgen", dependencies: ["HeadcountCore", "CLibUV", .product(name: "Histogram", package: "hdrhistogram-swift"), .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/loadgen",
+                          swiftSettings: hotPathSettings),
         .target(name: "HeadcountTestSupport", dependencies: ["HeadcountCore"], path: "Tests/HeadcountTestSupport"),
         .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
