@@ -384,18 +384,27 @@ final class FeedCommitter {
     /// Moves the pending events in flight and returns their bytes; nil if the pending
     /// buffer's lock is held (the loop never waits for it).
     private func takePending() -> [UInt8]? {
+        // The next flush's buffers, sized like the last one's and allocated before the lock:
+        // grown from empty by appends, they were copied over and over (measured under a
+        // saturating batched feed: 4% of the loop's samples in growing `pendingEvents`).
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(64 * 1024)
+        bytes.reserveCapacity(max(64 * 1024, lastFlushByteCount + lastFlushByteCount / 4))
+        var events: [SequencedEvent] = []
+        events.reserveCapacity(max(256, lastFlushEventCount + lastFlushEventCount / 4))
         guard pendingLock.try() else { return nil }
         requestsInFlight = requestsSinceFlush
         requestsSinceFlush = 0
         swap(&inFlightEvents, &pendingEvents)
         swap(&bytes, &pendingBytes)
-        pendingEvents.removeAll(keepingCapacity: true)  // (the last flush's array, already handed on)
+        swap(&events, &pendingEvents)  // (the empty one the last flush left is dropped)
         pendingEventCount.store(0, ordering: .releasing)
         pendingLock.unlock()
+        lastFlushByteCount = bytes.count
+        lastFlushEventCount = inFlightEvents.count
         return bytes
     }
+    private var lastFlushByteCount = 0
+    private var lastFlushEventCount = 0
 
     /// The flush is durable: its events join the backlog to apply.
     private func flushDurable(byteCount: Int, lastSequence: UInt64) {
