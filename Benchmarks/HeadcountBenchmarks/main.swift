@@ -329,6 +329,67 @@ for _ in 0..<options.rounds {
 }
 report("feed decode (NDJSON, simdjson)", median(decodeRates), "events/s")
 
+/// Counts what the decoder hands out, making nothing (the parse and the checks alone).
+final class CountingSink: FeedEventSink {
+    var count = 0
+    func accept(_ event: FeedEventBytes, index: Int) { count += 1 }
+    func accept(_ event: FeedEvent, index: Int) { count += 1 }
+    func reject(index: Int, id: String?, error: String) { count += 1 }
+}
+
+/// What the server's intake makes of each event (`FeedDrafts`): its duplicate-check key, its
+/// prepared form and its WAL record (unsealed), from the decoder's bytes.
+final class DraftingSink: FeedEventSink {
+    var keys: [Hash128] = []
+    var prepared: [PreparedEvent] = []
+    var records: [UInt8] = []
+    var eventIds = EventIdInterner()
+    func reset() {
+        keys.removeAll(keepingCapacity: true)
+        prepared.removeAll(keepingCapacity: true)
+        records.removeAll(keepingCapacity: true)
+    }
+    func accept(_ event: FeedEventBytes, index: Int) {
+        keys.append(Engine.admissionKey(id: event.id))
+        prepared.append(PreparedEvent(event, eventId: eventIds.string(event.eventId)))
+        WALRecord.encodeUnsealed(arrivalMilliseconds: 1_750_000_000_000, event: event, into: &records)
+    }
+    func accept(_ event: FeedEvent, index: Int) {
+        keys.append(Engine.admissionKey(id: event.id))
+        prepared.append(PreparedEvent(event))
+        WALRecord.encode(sequence: 0, arrivalMilliseconds: 1_750_000_000_000, event: event, into: &records)
+    }
+    func reject(index: Int, id: String?, error: String) {}
+}
+
+let countingSink = CountingSink()
+var byteRates: [Double] = []
+for _ in 0..<options.rounds {
+    countingSink.count = 0
+    let elapsed = seconds {
+        for body in bodies { _ = body.withUnsafeBytes { decoder.decode($0, format: .ndjson, into: countingSink) } }
+    }
+    precondition(countingSink.count == feed.count, "every event decodes")
+    byteRates.append(Double(countingSink.count) / elapsed)
+}
+report("feed decode to bytes (no event made)", median(byteRates), "events/s")
+
+let draftingSink = DraftingSink()
+var draftRates: [Double] = []
+for _ in 0..<options.rounds {
+    var drafted = 0
+    let elapsed = seconds {
+        for body in bodies {
+            draftingSink.reset()
+            _ = body.withUnsafeBytes { decoder.decode($0, format: .ndjson, into: draftingSink) }
+            drafted += draftingSink.keys.count
+        }
+    }
+    precondition(drafted == feed.count, "every event is drafted")
+    draftRates.append(Double(drafted) / elapsed)
+}
+report("feed decode + key, prepared event, WAL record", median(draftRates), "events/s")
+
 // 5. WAL: encode, append + one fsync, replay (read, checksum, decode), and a restart's
 //    replay + apply, per million events.
 func walBenchmarks() {

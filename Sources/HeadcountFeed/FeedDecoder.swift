@@ -73,6 +73,7 @@ public final class FeedDecoder {
     /// request (blank NDJSON lines take no index). `body` is copied; it need not outlive the call.
     public func decode(_ body: UnsafeRawBufferPointer, format: FeedBodyFormat) -> Result<[FeedItem], FeedBodyError> {
         let collector = FeedItemCollector()
+        collector.items.reserveCapacity(min(limits.eventsPerRequestMax, body.count / 128 + 1))
         if let error = decode(body, format: format, into: collector) { return .failure(error) }
         return .success(collector.items)
     }
