@@ -70,6 +70,8 @@ struct Run: ParsableCommand {
     @Option(help: "Requests in flight per feed connection (1: no pipelining).") var pipeline = 1
     @Option(help: "Scheduling class of the feed threads: batch (SCHED_BATCH: same CPU share, but waking up never preempts the server or the query threads, as a feed from other machines would not) or normal.")
     var feedScheduling: FeedScheduling = .batch
+    @Option(help: "Scheduling of the query and probe threads: fifo (SCHED_FIFO priority 1 when permitted, else normal: they run the moment an answer arrives or a query is due, as a client on another machine would; they use little CPU) or normal (a short EEVDF slice only).")
+    var queryScheduling: QueryScheduling = .fifo
     @Option(help: "Seconds cap of the run.") var duration = 30.0
     @Option(help: "Seconds to wait for answers still in flight at the end.") var drainSeconds = 10.0
 
@@ -218,7 +220,8 @@ struct Run: ParsableCommand {
         let stopReaders: () -> Bool = { auxStop.load(ordering: .relaxed) || globalStop.load(ordering: .relaxed) }
         if queryRate > 0 {
             let plan = QueryPlan(endpoint: endpoint, readKey: readKey, eventIds: queryIds, pastMs: Int64(queryPastDays * 86_400_000),
-                                 connections: queryConnections, intervalNs: 1e9 / queryRate, startNs: start, deadlineNs: deadline)
+                                 connections: queryConnections, intervalNs: 1e9 / queryRate, startNs: start, deadlineNs: deadline,
+                                 scheduling: queryScheduling)
             for q in 0..<queryConnections {
                 let worker = QueryWorker(index: q, plan: plan, stats: queryStats[q], stop: stopReaders)
                 threads.append(JoinableThread { worker.run() })
@@ -227,7 +230,7 @@ struct Run: ParsableCommand {
         var probeEvent: String? = nil
         if probeRate > 0 {
             let plan = ProbePlan(endpoint: endpoint, feedKey: feedKey, readKey: readKey, runID: run,
-                                 intervalNs: 1e9 / probeRate, startNs: start, deadlineNs: deadline)
+                                 intervalNs: 1e9 / probeRate, startNs: start, deadlineNs: deadline, scheduling: queryScheduling)
             let worker = ProbeWorker(plan: plan, stats: probeStats, stop: stopReaders)
             probeEvent = worker.eventId
             threads.append(JoinableThread { worker.run() })
@@ -311,7 +314,8 @@ struct Run: ParsableCommand {
                 dateTime: queryPastDays > 0 ? "now - \(queryPastDays) days" : "now",
                 startedAfterSeconds: Double(qc.readyAfterNs) / 1e9, lastTotalTickets: qc.lastTotals,
                 perSecond: summary.seconds > 0 ? Double(qc.sent) / summary.seconds : 0,
-                latencyMs: Percentiles(qh), serviceMs: Percentiles(qhs), sendLagMs: Percentiles(qlag), samples: qc.samples.items)
+                latencyMs: Percentiles(qh), serviceMs: Percentiles(qhs), sendLagMs: Percentiles(qlag), scheduling: qc.scheduling,
+                samples: qc.samples.items)
         }
         if probeRate > 0 {
             summary.freshness = FreshnessSummary(
@@ -374,6 +378,8 @@ struct QuerySummary: Codable {
     /// Send time − scheduled time: waiting for the previous answer on the connection, or this
     /// thread not getting a CPU in time.
     var sendLagMs: Percentiles
+    /// How the query threads were scheduled: "fifo", "normal", or "normal (fifo refused)".
+    var scheduling: String
     var samples: [String]
 }
 
@@ -438,6 +444,7 @@ struct Summary: Codable {
             out.append("  latency  \(q.latencyMs.text)  (from the schedule)")
             out.append("  service  \(q.serviceMs.text)  (from the actual send)")
             out.append("  send lag \(q.sendLagMs.text)  (actual send − schedule)")
+            out.append("           query threads scheduled \(q.scheduling)")
             if q.startedAfterSeconds > 0.05 { out.append(String(format: "           (queries started %.2f s in, once the queried events existed)", q.startedAfterSeconds)) }
             for s in q.samples { out.append("  ! \(s)") }
         }

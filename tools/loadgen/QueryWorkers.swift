@@ -184,6 +184,7 @@ struct QueryPlan {
     var intervalNs: Double
     var startNs: UInt64
     var deadlineNs: UInt64
+    var scheduling: QueryScheduling = .fifo
 }
 
 /// Statistics queries on a schedule (open loop): query k is due at t0 + k/rate and its latency
@@ -199,8 +200,8 @@ final class QueryWorker {
     }
 
     func run() {
-        tightenTimerSlack()
-        favorWakeUpLatency()
+        let scheduling = applyQueryScheduling(plan.scheduling)
+        stats.with { $0.counters.scheduling = scheduling }
         let client = BlockingClient(endpoint: plan.endpoint)
         var head: [UInt8] = []
         head.append("GET /v1/event-statistics?")
@@ -292,6 +293,7 @@ struct ProbePlan {
     var intervalNs: Double
     var startNs: UInt64
     var deadlineNs: UInt64
+    var scheduling: QueryScheduling = .fifo
 }
 
 /// Every interval: a `ticket.created` for a new ticket of the event `probe-<run>`, on its own
@@ -309,8 +311,7 @@ final class ProbeWorker {
     }
 
     func run() {
-        tightenTimerSlack()
-        favorWakeUpLatency()
+        _ = applyQueryScheduling(plan.scheduling)
         let feed = BlockingClient(endpoint: plan.endpoint)
         let reader = BlockingClient(endpoint: plan.endpoint)
         var queryHead: [UInt8] = []

@@ -94,9 +94,12 @@ struct QueryCounters {
     var neverReady = 0
     /// totalTickets of each queried event in the last good answer.
     var lastTotals: [Int] = []
+    /// How the query threads were scheduled (`applyQueryScheduling`).
+    var scheduling = ""
     var samples = Samples()
 
     mutating func merge(_ o: QueryCounters) {
+        if scheduling.isEmpty || o.scheduling.hasPrefix("normal") { scheduling = o.scheduling.isEmpty ? scheduling : o.scheduling }
         readyAfterNs = max(readyAfterNs, o.readyAfterNs)
         neverReady += o.neverReady
         if !o.lastTotals.isEmpty { lastTotals = o.lastTotals }

@@ -1,3 +1,4 @@
+import ArgumentParser
 // Small runtime helpers for headcount-loadgen: clocks, a seeded RNG, byte builders,
 // loopback TCP sockets and joinable threads. Nothing here allocates per request.
 #if canImport(Glibc)
@@ -59,6 +60,36 @@ func favorWakeUpLatency() {
     #if os(Linux)
     _ = hc_set_thread_slice(100_000, 0)
     #endif
+}
+
+/// Puts the calling thread in SCHED_FIFO at priority 1 (needs CAP_SYS_NICE); false if refused.
+/// For the query and probe threads when `--query-scheduling fifo`: they then run the moment
+/// an answer arrives or a query is due, as a client on another machine would, instead of
+/// waiting behind the feed threads and the server on a small shared machine (measured on 2
+/// cores under a saturating feed: query p99 from the schedule 0.7–1.1 ms against 1.2–2.2 ms).
+/// They use little CPU: a 200/s query schedule is a few percent of a core.
+func makeThreadRealtime() -> Bool {
+    #if os(Linux)
+    var param = sched_param()
+    param.sched_priority = 1
+    return sched_setscheduler(0, 1 /* SCHED_FIFO */, &param) == 0
+    #else
+    return false
+    #endif
+}
+
+/// How the query and probe threads are scheduled (`--query-scheduling`).
+enum QueryScheduling: String, ExpressibleByArgument, CaseIterable {
+    case fifo, normal
+}
+
+/// Applies `scheduling` to the calling query or probe thread; returns what it got ("fifo",
+/// "normal", or "normal (fifo refused)").
+func applyQueryScheduling(_ scheduling: QueryScheduling) -> String {
+    tightenTimerSlack()
+    favorWakeUpLatency()
+    guard scheduling == .fifo else { return "normal" }
+    return makeThreadRealtime() ? "fifo" : "normal (fifo refused)"
 }
 
 // ppoll (nanosecond timeouts) and prctl are not exported by the Glibc module without
