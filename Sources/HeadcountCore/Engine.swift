@@ -97,7 +97,7 @@ public final class Engine {
     public func apply(_ event: FeedEvent, sequence: UInt64) {
         if event.kind.isTicketOrPass {
             let (argument, device) = event.historyArgument
-            applyTicketOrPass(eventId: event.eventId, kind: event.kind, ticket: Hash128.hash(event.ticketId),
+            applyTicketOrPass(eventId: event.eventId, tag: EventIdTag.of(event.eventId), kind: event.kind, ticket: Hash128.hash(event.ticketId),
                               occurredAt: event.occurredAt, argument: argument, device: device, sequence: sequence)
         } else {
             applyStatusChange(event, sequence: sequence)
@@ -110,17 +110,17 @@ public final class Engine {
         if let status = prepared.statusChange {
             applyStatusChange(status.event, sequence: sequence)
         } else {
-            applyTicketOrPass(eventId: prepared.eventId, kind: prepared.kind, ticket: prepared.ticketKey,
+            applyTicketOrPass(eventId: prepared.eventId, tag: prepared.eventIdTag, kind: prepared.kind, ticket: prepared.ticketKey,
                               occurredAt: prepared.occurredAt, argument: prepared.argument, device: prepared.device,
                               sequence: sequence)
         }
     }
 
     @inline(__always)
-    private func applyTicketOrPass(eventId: String, kind: FeedEventKind, ticket: Hash128, occurredAt: Int64,
+    private func applyTicketOrPass(eventId: String, tag: UInt64, kind: FeedEventKind, ticket: Hash128, occurredAt: Int64,
                                    argument: UInt8, device: UInt64, sequence: UInt64) {
         precondition(sequence > lastAppliedSequence, "sequences must increase (\(sequence) after \(lastAppliedSequence))")
-        let ledger = self.ledger(for: eventId)
+        let ledger = self.ledger(for: eventId, tag: tag)
         if !ledger.isPublishPending { ledgersPendingPublish.append(ledger) }
         ledger.apply(kind: kind, ticket: ticket, occurredAt: occurredAt, sequence: sequence, argument: argument, device: device)
         lastAppliedSequence = sequence
@@ -157,24 +157,24 @@ public final class Engine {
     /// prefetched, or prefetched out of order is only a wasted hint.
     public func prefetch(_ event: FeedEvent) {
         if event.kind.isTicketOrPass {
-            prefetch(eventId: event.eventId, ticket: Hash128.hash(event.ticketId))
+            prefetch(eventId: event.eventId, tag: EventIdTag.of(event.eventId), ticket: Hash128.hash(event.ticketId))
         } else {
-            prefetch(eventId: nil, ticket: Hash128(low: 0, high: 0))
+            prefetch(eventId: nil, tag: 0, ticket: Hash128(low: 0, high: 0))
         }
     }
 
     /// `prefetch(_:)` for a prepared event (its ticket fingerprint is already computed).
     public func prefetch(_ prepared: PreparedEvent) {
-        prefetch(eventId: prepared.statusChange == nil ? prepared.eventId : nil, ticket: prepared.ticketKey)
+        prefetch(eventId: prepared.statusChange == nil ? prepared.eventId : nil, tag: prepared.eventIdTag, ticket: prepared.ticketKey)
     }
 
     @inline(__always)
-    private func prefetch(eventId: String?, ticket key: Hash128) {
+    private func prefetch(eventId: String?, tag: UInt64, ticket key: Hash128) {
         let mask = Engine.prefetchHintCount - 1
         let slot = prefetchCalls & mask
         prefetchCalls &+= 1
         var hint = PrefetchHint()
-        if let eventId, let ledger = knownLedger(for: eventId) {
+        if let eventId, let ledger = knownLedger(for: eventId, tag: tag) {
             hc_prefetch(ledger._withUnsafeGuaranteedRef { $0.ticketShardAddress(key) })
             hint = PrefetchHint(ledger: ledger, key: key)
         }
@@ -226,10 +226,10 @@ public final class Engine {
 
     /// The event's ledger if it exists (never creates one), unretained.
     @inline(__always)
-    private func knownLedger(for eventId: String) -> Unmanaged<EventLedger>? {
-        if let prefetchLedger, prefetchLedger._withUnsafeGuaranteedRef({ $0.eventId == eventId }) { return prefetchLedger }
+    private func knownLedger(for eventId: String, tag: UInt64) -> Unmanaged<EventLedger>? {
+        if let prefetchLedger, prefetchLedger._withUnsafeGuaranteedRef({ $0.eventIdTag == tag && $0.eventId == eventId }) { return prefetchLedger }
         let unmanaged: Unmanaged<EventLedger>
-        if let recent = recentLedger(eventId) {
+        if let recent = recentLedger(eventId, tag: tag) {
             unmanaged = recent
         } else {
             guard let ledger = ledgers[eventId] else { return nil }
@@ -241,8 +241,8 @@ public final class Engine {
     }
 
     /// The ledgers of the last few events looked up (an event day's feed interleaves a handful
-    /// of events, so the one-entry caches above miss on most events): a scan comparing ids —
-    /// a short id is a small string, compared as two words — instead of hashing the id for the
+    /// of events, so the one-entry caches above miss on most events): a scan comparing tags
+    /// (`EventIdTag`), and ids only where the tags match, instead of hashing the id for the
     /// dictionary twice per event (`prefetch`, `ledger(for:)`; 3% of a batched feed's
     /// instructions). Unretained: a ledger, once created, stays in `ledgers`.
     private var recentLedgers: [Unmanaged<EventLedger>] = []
@@ -250,8 +250,8 @@ public final class Engine {
     private static let recentLedgerCount = 8
 
     @inline(__always)
-    private func recentLedger(_ eventId: String) -> Unmanaged<EventLedger>? {
-        for ledger in recentLedgers where ledger._withUnsafeGuaranteedRef({ $0.eventId == eventId }) { return ledger }
+    private func recentLedger(_ eventId: String, tag: UInt64) -> Unmanaged<EventLedger>? {
+        for ledger in recentLedgers where ledger._withUnsafeGuaranteedRef({ $0.eventIdTag == tag && $0.eventId == eventId }) { return ledger }
         return nil
     }
 
@@ -271,10 +271,13 @@ public final class Engine {
         ledgersPendingPublish.removeAll(keepingCapacity: true)
     }
 
-    func ledger(for eventId: String) -> EventLedger {
-        if let cachedLedger, cachedLedger.eventId == eventId { return cachedLedger }
+    func ledger(for eventId: String) -> EventLedger { ledger(for: eventId, tag: EventIdTag.of(eventId)) }
+
+    /// `ledger(for:)` with the id's tag already computed (`EventIdTag`).
+    func ledger(for eventId: String, tag: UInt64) -> EventLedger {
+        if let cachedLedger, cachedLedger.eventIdTag == tag && cachedLedger.eventId == eventId { return cachedLedger }
         let ledger: EventLedger
-        if let recent = recentLedger(eventId) {
+        if let recent = recentLedger(eventId, tag: tag) {
             ledger = recent.takeUnretainedValue()
         } else if let existing = ledgers[eventId] {
             ledger = existing

@@ -47,6 +47,8 @@ final class EventLedger {
     }
 
     let eventId: String
+    /// `EventIdTag.of(eventId)`: compared before the id when looking a ledger up.
+    let eventIdTag: UInt64
     /// Ticket fingerprint (Hash128 of the ticketId) → ticket number.
     private(set) var ticketNumbers = FingerprintMap<Int32>(capacity: 64, emptyValue: -1)
     private(set) var ticketHeads: [Int32] = []
@@ -63,6 +65,7 @@ final class EventLedger {
 
     init(eventId: String, chunkCapacity: Int, historyPageShift: Int = 12) {
         self.eventId = eventId
+        eventIdTag = EventIdTag.of(eventId)
         deltas = DeltaIndex(chunkCapacity: chunkCapacity)
         history = PagedArray(pageShift: historyPageShift)
     }

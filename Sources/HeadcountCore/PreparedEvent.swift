@@ -15,6 +15,8 @@ public struct PreparedEvent: Sendable {
     }
 
     public let eventId: String
+    /// `EventIdTag.of(eventId)`.
+    public let eventIdTag: UInt64
     public let kind: FeedEventKind
     /// `Hash128.hash(ticketId)` (ticket and pass kinds).
     public let ticketKey: Hash128
@@ -27,6 +29,7 @@ public struct PreparedEvent: Sendable {
 
     public init(_ event: FeedEvent) {
         eventId = event.eventId
+        eventIdTag = EventIdTag.of(event.eventId)
         kind = event.kind
         occurredAt = event.occurredAt
         if event.kind.isTicketOrPass {
@@ -45,6 +48,7 @@ public struct PreparedEvent: Sendable {
     /// String of `bytes.eventId` (shared among a show's events: `EventIdInterner`).
     public init(_ bytes: FeedEventBytes, eventId: String) {
         self.eventId = eventId
+        eventIdTag = EventIdTag.of(bytes.eventId)
         kind = bytes.kind
         occurredAt = bytes.occurredAt
         ticketKey = Hash128.hash(bytes.ticketId)

@@ -279,7 +279,11 @@ final class EngineTests: XCTestCase {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("testManyInterleavedEventsEachGetTheirOwnTickets HEADCOUNT_TEST_SEED=\(seed)")
         var random = SplitMix64(seed: seed)
+        // The last two share their tag (`EventIdTag`: length, first and last 8 bytes): the
+        // lookups must still tell them apart.
         let eventIds = (0..<20).map { $0 % 2 == 0 ? "E\($0)" : "organizer-42-season-2026-show-\($0)" }
+            + ["abcdefgh-ONE-stuvwxyz", "abcdefgh-TWO-stuvwxyz"]
+        XCTAssertEqual(EventIdTag.of(eventIds[20]), EventIdTag.of(eventIds[21]))
         let engine = Engine()
         var expected = [String: Int64]()
         var order: [Int] = []
