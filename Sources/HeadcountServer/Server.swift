@@ -117,9 +117,9 @@ public final class HeadcountServer {
             body.withUnsafeBytes { self.intakeDecoder.decode($0, format: format, into: drafts) }
         }
         intake.lastAssignedSequence = { [unowned self] in self.committer.lastAssignedSequence }
-        intake.admit = { [unowned self] key, arrival in self.engine.admit(key: key, arrivalMilliseconds: arrival) }
+        intake.engine = engine
+        intake.committer = committer
         intake.touch = { [unowned self] keys in self.engine.touchAdmissions(keys) }
-        intake.add = { [unowned self] drafts, index, submission in self.committer.add(drafts, index: index, to: &submission) }
         intake.submit = { [unowned self] submission in self.committer.submit(&submission) }
         intake.finished = { [unowned self] job in self.feedRequestAdmitted(job) }
         committer.answerWhenDurable = { [unowned self] answer, failure in self.feedAnswerDurable(answer, failure: failure) }
