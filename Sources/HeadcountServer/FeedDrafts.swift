@@ -32,13 +32,17 @@ final class FeedDrafts: FeedEventSink {
     /// carry it), keeping their room.
     func reset(arrivalMilliseconds: Int64) {
         self.arrivalMilliseconds = arrivalMilliseconds
-        keys.removeAll(keepingCapacity: true)
-        prepared.removeAll(keepingCapacity: true)
-        recordEnds.removeAll(keepingCapacity: true)
-        records.removeAll(keepingCapacity: true)
-        rejections.removeAll(keepingCapacity: true)
+        // The room of a batch of up to `keptEvents` events is kept for the next body; a
+        // bigger one's (the limit is `--max-batch-events`, 100,000 by default: ~20 MB) is given back.
+        let keep = keys.capacity <= FeedDrafts.keptEvents
+        keys.removeAll(keepingCapacity: keep)
+        prepared.removeAll(keepingCapacity: keep)
+        recordEnds.removeAll(keepingCapacity: keep)
+        records.removeAll(keepingCapacity: keep)
+        rejections.removeAll(keepingCapacity: keep)
         next = 0
     }
+    static let keptEvents = 8192
 
     /// The rejections so far (and forgets them).
     func takeRejections() -> [(index: Int, id: String?, error: String)] {

@@ -96,6 +96,33 @@ final class IntakeThreadEndToEndTests: XCTestCase {
         try E2E.assertAnswersEqualModel(server: server, events: events, seed: seed)
     }
 
+    /// A batch larger than the drafts a thread keeps between bodies (`FeedDrafts.keptEvents`),
+    /// with a rejected event at its end, then the next batches: every event is admitted once,
+    /// the rejection is reported at its index, and the statistics are the model's.
+    func testABatchLargerThanTheKeptDraftsAndTheBatchesAfterIt() throws {
+        let events = TestFeeds.uniqueTimeFeed(seed: 11, count: 9_500, eventIds: ["E1", "E2", "E3"], tickets: 2_000, base: E2E.base)
+        let server = try ServerProcess(extraArguments: ["--fsync", "on"])
+        defer { server.terminate(); server.removeData() }
+        try server.start()
+        let client = try server.client()
+        let big = events[..<9_000].map(TestFeeds.ndjsonLine).joined(separator: "\n") + "\n" + #"{"id":"bad","type":"ticket.created"}"#
+        let answer = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson", body: big).jsonObject()
+        XCTAssertEqual(answer["accepted"] as? Int, 9_000)
+        XCTAssertEqual(answer["duplicates"] as? Int, 0)
+        let rejected = answer["rejected"] as? [[String: Any]]
+        XCTAssertEqual(rejected?.count, 1)
+        XCTAssertEqual(rejected?.first?["index"] as? Int, 9_000)
+        XCTAssertEqual(rejected?.first?["id"] as? String, "bad")
+        for start in stride(from: 9_000, to: events.count, by: 100) {
+            let batch = events[start..<min(start + 100, events.count)] + events[(start - 50)..<start]  // 50 copies each
+            let next = try client.request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
+                                          body: batch.map(TestFeeds.ndjsonLine).joined(separator: "\n")).jsonObject()
+            XCTAssertEqual(next["accepted"] as? Int, min(100, events.count - start))
+            XCTAssertEqual(next["duplicates"] as? Int, 50)
+        }
+        try E2E.assertAnswersEqualModel(server: server, events: events, seed: 11)
+    }
+
     /// Queries first: right after a statistics query, a large batch is admitted on the loop
     /// (the intake thread is not even started); once queries have been quiet for
     /// `--intake-thread-query-quiet-milliseconds`, the next large batch goes to the thread.
