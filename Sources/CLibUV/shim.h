@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 
 /* The calling thread's kernel id (for per-thread priority). */
 static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
@@ -39,16 +40,14 @@ static inline int hc_make_thread_idle_class(void) {
     return sched_setscheduler(0, 5 /* SCHED_IDLE (needs _GNU_SOURCE by name) */, &param);
 }
 
-/* SCHED_IDLE with a short EEVDF slice (Linux 6.12+): a SCHED_IDLE thread has the smallest
-   share, but once picked it runs a whole slice (3 ms by default) before a normal thread on
-   its core gets the CPU back; with a short slice it gives the core back that much sooner.
-   0 on success, else -1 and errno (then try hc_make_thread_idle_class). */
-static inline int hc_make_thread_idle_class_with_slice(unsigned long long nanoseconds) {
-    struct hc_sched_attr attr = { 0 };
-    attr.size = sizeof(attr);
-    attr.sched_policy = 5; /* SCHED_IDLE */
-    attr.sched_runtime = nanoseconds;
-    return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
+/* Makes glibc malloc keep freed memory in the process: allocations up to `mmap_bytes` come
+   from the heap instead of their own mmap, the heap's free top is given back only past
+   `trim_bytes`, and it grows `top_pad_bytes` at a time. Fewer address-space changes (mmap,
+   munmap, brk), each of which takes the process's address-space lock for writing and waits
+   for whoever holds it. 1 when all three were set. */
+static inline int hc_retain_freed_memory(int mmap_bytes, int trim_bytes, int top_pad_bytes) {
+    return mallopt(M_MMAP_THRESHOLD, mmap_bytes) && mallopt(M_TRIM_THRESHOLD, trim_bytes)
+        && mallopt(M_TOP_PAD, top_pad_bytes);
 }
 
 /* Casts between libuv handle types that Swift cannot express directly. */

@@ -54,6 +54,11 @@ public struct ServerConfiguration: Sendable {
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096
+    /// Keep freed memory in the process (glibc malloc: allocations up to 32 MiB from the
+    /// heap, its free top given back only past 1 GiB, grown 64 MiB at a time), so the loop
+    /// rarely changes the address space and never waits for its lock behind another thread
+    /// (`HeadcountServer.run`). Not applied when `GLIBC_TUNABLES` sets `glibc.malloc.*`.
+    public var retainsFreedMemory = true
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

@@ -75,7 +75,7 @@ final class WorkerThread {
         _ = hc_set_thread_name(name)
         switch schedulingClass {
         case .idle:
-            if hc_make_thread_idle_class_with_slice(100_000) != 0 && hc_make_thread_idle_class() != 0 {
+            if hc_make_thread_idle_class() != 0 {
                 setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
             }
         case .normal(let sliceMicroseconds, let nice):

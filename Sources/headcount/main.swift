@@ -67,6 +67,8 @@ struct Serve: ParsableCommand {
     var intakeThreadClass: IntakeThreadClass = .normal
     @Option(help: "After a statistics or status-change query, feed requests stay on the loop (one core) for this long, in milliseconds, leaving the other core to the clients asking queries; 0: large bodies always go to the intake thread.")
     var intakeThreadQueryQuietMilliseconds = 1000
+    @Option(help: "Keep freed memory in the process (glibc malloc: allocations up to 32 MiB from the heap, its free top given back past 1 GiB only, grown 64 MiB at a time): the loop then rarely waits for the address-space lock another thread holds. off: glibc's defaults (also when GLIBC_TUNABLES sets glibc.malloc.*).")
+    var retainFreedMemory: Switch = .on
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -134,6 +136,7 @@ struct Serve: ParsableCommand {
         configuration.intakeThreadQueryQuietMilliseconds = intakeThreadQueryQuietMilliseconds
         configuration.intakeThreadSliceMicroseconds = intakeThreadSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
+        configuration.retainsFreedMemory = retainFreedMemory == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

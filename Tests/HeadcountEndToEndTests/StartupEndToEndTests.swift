@@ -4,10 +4,11 @@ import XCTest
 /// Start-up as an operator meets it: generated keys on a first start without `--keys`, and
 /// a damaged WAL that stops start-up with the file and the offset.
 final class StartupEndToEndTests: XCTestCase {
-    private func run(_ arguments: [String], until marker: String? = nil) throws -> (status: Int32?, stdout: String, stderr: String, process: Process) {
+    private func run(_ arguments: [String], until marker: String? = nil, environment: [String: String] = [:]) throws -> (status: Int32?, stdout: String, stderr: String, process: Process) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServerProcess.binaryPath)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -60,6 +61,26 @@ final class StartupEndToEndTests: XCTestCase {
             if policy == nil { Thread.sleep(forTimeInterval: 0.1) }
         }
         XCTAssertEqual(policy, "5", "the snapshot thread runs in SCHED_IDLE (policy 5)")
+    }
+
+    /// `--retain-freed-memory`: on by default, `off` accepted, anything else refused naming
+    /// the option; with `GLIBC_TUNABLES` setting malloc, the server leaves the allocator to it
+    /// and says so.
+    func testRetainFreedMemoryOption() throws {
+        let directory = NSTemporaryDirectory() + "headcount-malloc-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let refused = try run(["serve", "--port", "0", "--data-dir", directory, "--retain-freed-memory", "maybe"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("retain-freed-memory"), refused.stderr)
+        for (arguments, environment) in [(["--retain-freed-memory", "off"], [String: String]()),
+                                          ([], ["GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"])] {
+            let started = try run(["serve", "--port", "0", "--data-dir", directory] + arguments, until: "listening on", environment: environment)
+            XCTAssertTrue(started.stdout.contains("listening on"), started.stdout)
+            started.process.terminate()
+            started.process.waitUntilExit()
+            let stderr = String(decoding: (started.process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(stderr.contains("GLIBC_TUNABLES sets malloc"), !environment.isEmpty, stderr)
+        }
     }
 
     /// The loop's time limits are options with checked ranges: an out-of-range value stops
