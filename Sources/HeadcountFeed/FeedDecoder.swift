@@ -524,15 +524,7 @@ extension hc_value {
     /// A required string of 1...max bytes.
     @inline(__always)
     func requiredString(_ name: String, max: Int) throws(Rejection) -> String {
-        switch type {
-        case .HC_JSON_STRING:
-            guard len >= 1 && len <= max else { throw Rejection("\(name) must be 1-\(max) bytes") }
-            return string
-        case .HC_JSON_ABSENT, .HC_JSON_NULL:
-            throw Rejection("missing field: " + name)
-        default:
-            throw Rejection(name + " must be a string")
-        }
+        String(decoding: try requiredBytes(name, max: max), as: UTF8.self)
     }
 
     /// An optional string of 0...max bytes; JSON null is absent.

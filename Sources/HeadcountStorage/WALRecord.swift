@@ -448,19 +448,25 @@ private func varintByteCount(_ value: Int) -> Int {
     return count
 }
 
-/// Writes `value` (`count` UTF-8 bytes) as a varint length and its bytes at `offset`; returns
-/// the offset after it. The room must be there.
+/// Writes `value` as a varint at `offset`; returns the offset after it. The room must be there.
 @inline(__always)
-private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+private func storeVarint(_ value: Int, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
     var offset = offset
-    var rest = UInt64(count)
+    var rest = UInt64(value)
     while rest >= 0x80 {
         bytes[offset] = UInt8(truncatingIfNeeded: rest) | 0x80
         rest >>= 7
         offset += 1
     }
     bytes[offset] = UInt8(rest)
-    offset += 1
+    return offset + 1
+}
+
+/// Writes `value` (`count` UTF-8 bytes) as a varint length and its bytes at `offset`; returns
+/// the offset after it. The room must be there.
+@inline(__always)
+private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    let offset = storeVarint(count, into: bytes, at: offset)
     let target = offset
     let copied: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
         if let source = utf8.baseAddress { bytes.baseAddress!.advanced(by: target).copyMemory(from: source, byteCount: utf8.count) }
@@ -475,15 +481,7 @@ private func storeString(_ value: String, count: Int, into bytes: UnsafeMutableR
 /// The room must be there.
 @inline(__always)
 private func storeBytes(_ value: UnsafeRawBufferPointer, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
-    var offset = offset
-    var rest = UInt64(value.count)
-    while rest >= 0x80 {
-        bytes[offset] = UInt8(truncatingIfNeeded: rest) | 0x80
-        rest >>= 7
-        offset += 1
-    }
-    bytes[offset] = UInt8(rest)
-    offset += 1
+    let offset = storeVarint(value.count, into: bytes, at: offset)
     if let source = value.baseAddress, value.count > 0 {
         bytes.baseAddress!.advanced(by: offset).copyMemory(from: source, byteCount: value.count)
     }
