@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string_view>
 
 using namespace simdjson;
@@ -27,6 +28,24 @@ struct hc_feed_decoder {
 
     // NDJSON format
     size_t position = 0;
+    // The whole NDJSON body parsed as a stream of documents (`parse_many`: one stage-1 pass
+    // over the body instead of one per line), used while its documents line up one to one
+    // with the body's non-blank lines; from the first line where they do not (a malformed
+    // line, two values on one line, a scalar), each line is parsed alone as before, so every
+    // outcome is the per-line one. `advance_pending`: the current document was handed out
+    // and the stream moves on at the next call (moving on overwrites the document).
+    std::optional<dom::document_stream> stream;
+    std::optional<dom::document_stream::iterator> stream_at;
+    bool streaming = false;
+    bool advance_pending = false;
+    bool stream_ndjson = true;
+
+    void stop_streaming() {
+        streaming = false;
+        advance_pending = false;
+        stream_at.reset();
+        stream.reset();
+    }
 
     // Minified extraData of the current event.
     internal::string_builder<> minified;
@@ -167,6 +186,47 @@ inline void fill_from_element(hc_feed_decoder *d, dom::element element, hc_feed_
 
 inline bool is_blank(uint8_t c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+// The streamed document for the non-blank line [first, stop) of the body, if the stream has
+// one that is exactly that line's value (it starts where the line's first non-blank byte is
+// and only blanks follow it on the line); else streaming stops for the rest of the body and
+// false sends the line to the per-line parse.
+bool next_streamed(hc_feed_decoder *d, const uint8_t *base, size_t first, size_t stop, hc_feed_event *e) noexcept {
+    auto &at = *d->stream_at;
+    if (d->advance_pending) {
+        d->advance_pending = false;
+        ++at;
+    }
+    if (!(at != d->stream->end())) {
+        d->stop_streaming();
+        return false;
+    }
+    dom::element element;
+    if ((*at).get(element) != SUCCESS || at.current_index() != first) {
+        d->stop_streaming();
+        return false;
+    }
+    // Objects and arrays only: the stream's view of a scalar reaches to the next document.
+    const uint8_t opening = base[first];
+    if (opening != '{' && opening != '[') {
+        d->stop_streaming();
+        return false;
+    }
+    size_t end = first + at.source().size();
+    if (end > stop) {
+        d->stop_streaming();
+        return false;
+    }
+    for (size_t i = end; i < stop; i++) {
+        if (!is_blank(base[i])) {
+            d->stop_streaming();
+            return false;
+        }
+    }
+    fill_from_element(d, element, e);
+    d->advance_pending = true;
+    return true;
+}
+
 } // namespace
 
 extern "C" {
@@ -174,6 +234,8 @@ extern "C" {
 hc_feed_decoder *hc_feed_decoder_new(void) { return new (std::nothrow) hc_feed_decoder(); }
 
 void hc_feed_decoder_free(hc_feed_decoder *decoder) { delete decoder; }
+
+void hc_feed_set_streaming(hc_feed_decoder *d, int on) { d->stream_ndjson = on != 0; }
 
 hc_body_status hc_feed_begin(hc_feed_decoder *d, const void *body, size_t length, hc_feed_format format,
                              hc_feed_body_info *info) {
@@ -186,6 +248,7 @@ hc_body_status hc_feed_begin(hc_feed_decoder *d, const void *body, size_t length
     d->format = format;
     d->position = 0;
     d->length = 0;
+    d->stop_streaming();
 
     const uint8_t *bytes = static_cast<const uint8_t *>(body);
     if (length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) {
@@ -203,6 +266,14 @@ hc_body_status hc_feed_begin(hc_feed_decoder *d, const void *body, size_t length
 
     if (format == HC_FEED_FORMAT_NDJSON) {
         d->failed = false;
+        // One batch for the whole body. A body that cannot be streamed is parsed line by line.
+        if (!d->stream_ndjson || length == 0) return info->status;
+        auto many = d->parser.parse_many(d->buffer, length, length > dom::MINIMAL_BATCH_SIZE ? length : dom::MINIMAL_BATCH_SIZE);
+        if (!many.error()) {
+            d->stream.emplace(std::move(many).value_unsafe());
+            d->stream_at.emplace(d->stream->begin());
+            d->streaming = true;
+        }
         return info->status;
     }
 
@@ -264,9 +335,10 @@ int hc_feed_next(hc_feed_decoder *d, hc_feed_event *e) {
         size_t first = start;
         while (first < stop && is_blank(base[first])) first++;
         if (first == stop) continue;
+        clear_event(e);
+        if (d->streaming && next_streamed(d, base, first, stop, e)) return 1;
         // The line is followed by the rest of the body and the padding, so simdjson may
         // read past its end safely.
-        clear_event(e);
         dom::element element;
         error_code error = d->parser.parse(base + first, stop - first, false).get(element);
         if (error) {
@@ -281,6 +353,7 @@ int hc_feed_next(hc_feed_decoder *d, hc_feed_event *e) {
 }
 
 void hc_feed_end(hc_feed_decoder *d, size_t retain_bytes) {
+    d->stop_streaming();
     d->failed = true;
     d->single_pending = false;
     d->cursor = d->end = dom::array::iterator();

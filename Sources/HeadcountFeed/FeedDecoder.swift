@@ -55,10 +55,15 @@ public final class FeedDecoder {
     /// ones are released after the call (simdjson needs ~10x the body).
     private static let retainedBufferBytes = 1 << 20
 
-    public init(limits: FeedDecoderLimits = .init()) {
+    /// `streamsNDJSON`: parse an NDJSON body as one stream of documents first (one SIMD
+    /// pass over the whole body instead of one per line), line by line from the first line
+    /// whose document is not exactly that line's value. The outcomes are the same either way
+    /// (`FeedDecoderTests.testStreamedNDJSONDecodesAsLineByLine`); false is for that comparison.
+    public init(limits: FeedDecoderLimits = .init(), streamsNDJSON: Bool = true) {
         guard let handle = hc_feed_decoder_new() else { fatalError("FeedDecoder: out of memory") }
         self.handle = handle
         self.limits = limits
+        hc_feed_set_streaming(handle, streamsNDJSON ? 1 : 0)
     }
 
     deinit { hc_feed_decoder_free(handle) }

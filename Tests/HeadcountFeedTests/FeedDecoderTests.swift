@@ -470,6 +470,51 @@ final class FeedDecoderTests: XCTestCase {
         }
     }
 
+    /// An NDJSON body is parsed as one stream of documents until a line's document is not
+    /// exactly that line's value, then line by line: the outcome of every line must be the
+    /// line-by-line one. Random bodies of valid, mutated and odd lines (two values on a line,
+    /// scalars, arrays, blank and CRLF lines, invalid UTF-8, unclosed strings, a cut last
+    /// line), decoded whole and in steps, by a streaming and a line-by-line decoder.
+    func testStreamedNDJSONDecodesAsLineByLine() {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("testStreamedNDJSONDecodesAsLineByLine HEADCOUNT_TEST_SEED=\(seed)")
+        var rng = SplitMix64(seed: seed)
+        let valid = [
+            #"{"id":"a1","type":"ticket.created","eventId":"E1","ticketId":"T1","occurredAt":"2025-05-21T06:00:00Z"}"#,
+            #"{"id":"a2","type":"ticket.downloaded","eventId":"E1","ticketId":"T1","occurredAt":"2025-05-21T06:00:01.5+01:00","deviceId":"d\u00e9"}"#,
+            #"  {"id":"a3","type":"pass.added","eventId":"E2","ticketId":"T2","occurredAt":"2025-05-21T06:00:00Z","platform":"ios"}  "#,
+            #"{"id":"a4","type":"seat.statusChanged","eventId":"E1","occurredAt":"2025-05-21T06:00:00Z","objectLabel":"A-1","status":"booked","extraData":{"k":[1,2]},"origin":{"type":"API_CALL","ip":"::1"}}"#,
+        ]
+        let odd = [
+            "", "   ", "\r", #"{"id":"b1"} {"id":"b2"}"#, #"{"id":"b3"}{"id":"b4"}"#, "42", "\"text\"", "[1,2]", "[]", "null", "{}",
+            #"{"id":"b5","type":"ticket.created""#, #"{"id":"b6","type":"ticket.created","eventId":"E1","ticketId":"T","occurredAt":"x"}"#,
+            #"{"id":"unclosed"#, "}", "{", #"{"a":tru}"#, #"{"id":"b7"} x"#,
+        ]
+        let alphabet = Array(#"{}[]:,"\ 0123456789tfnul"#.utf8) + [0x00, 0x0A, 0x0D, 0x80, 0xC3, 0xFF]
+        let streaming = FeedDecoder(limits: FeedDecoderLimits(eventsPerRequestMax: 1000))
+        let lineByLine = FeedDecoder(limits: FeedDecoderLimits(eventsPerRequestMax: 1000), streamsNDJSON: false)
+        for round in 0 ..< 3_000 {
+            var lines: [[UInt8]] = []
+            for _ in 0 ..< 1 + Int(rng.next() % 12) {
+                var line = Array((rng.next() % 3 == 0 ? odd[Int(rng.next() % UInt64(odd.count))] : valid[Int(rng.next() % UInt64(valid.count))]).utf8)
+                if rng.next() % 4 == 0 {
+                    let at = Int(rng.next() % UInt64(line.count + 1))
+                    let byte = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                    if rng.next() % 2 == 0 || at == line.count { line.insert(byte, at: at) } else { line[at] = byte }
+                }
+                if rng.next() % 8 == 0 { line.append(0x0D) }
+                lines.append(line)
+            }
+            var body = Array(lines.joined(separator: [0x0A]))
+            if rng.next() % 6 == 0 { body = Array(body[..<Int(rng.next() % UInt64(body.count + 1))]) }
+            let expected = lineByLine.decode(body, format: .ndjson)
+            XCTAssertEqual(streaming.decode(body, format: .ndjson), expected, "round \(round), HEADCOUNT_TEST_SEED=\(seed): \(String(decoding: body, as: UTF8.self))")
+            if let stepped = decodeInSteps(streaming, body, .ndjson, step: 1 + Int(rng.next() % 3)) {
+                XCTAssertEqual(stepped, expected, "in steps, round \(round), HEADCOUNT_TEST_SEED=\(seed)")
+            }
+        }
+    }
+
     // MARK: - Decoding in steps
 
     /// What decoding `body` in steps of `step` events gives: the whole body's failure, nil

@@ -99,6 +99,12 @@ typedef struct hc_feed_decoder hc_feed_decoder;
 hc_feed_decoder *hc_feed_decoder_new(void);
 void hc_feed_decoder_free(hc_feed_decoder *decoder);
 
+/* Whether an NDJSON body is first parsed as one stream of documents (one stage-1 pass over
+   the whole body, simdjson's parse_many), line by line from the first line whose document
+   is not exactly that line's value; or line by line from the start (0). Same outcomes
+   either way; on by default (1). */
+void hc_feed_set_streaming(hc_feed_decoder *decoder, int on);
+
 /* Starts decoding `body` (copied; a leading UTF-8 byte order mark is skipped). For
    HC_FEED_FORMAT_JSON the whole body is parsed here. Returns info->status. After a
    status other than HC_BODY_OK, hc_feed_next yields nothing. */
