@@ -186,6 +186,9 @@ inline void fill_from_element(hc_feed_decoder *d, dom::element element, hc_feed_
 
 inline bool is_blank(uint8_t c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+// NDJSON bodies of at least this many bytes are streamed (see hc_feed_decoder::stream).
+constexpr size_t stream_min_bytes = 1024;
+
 // The streamed document for the non-blank line [first, stop) of the body, if the stream has
 // one that is exactly that line's value (it starts where the line's first non-blank byte is
 // and only blanks follow it on the line); else streaming stops for the rest of the body and
@@ -267,7 +270,9 @@ hc_body_status hc_feed_begin(hc_feed_decoder *d, const void *body, size_t length
     if (format == HC_FEED_FORMAT_NDJSON) {
         d->failed = false;
         // One batch for the whole body. A body that cannot be streamed is parsed line by line.
-        if (!d->stream_ndjson || length == 0) return info->status;
+        // Not for a small body (a one-event request): setting a stream up costs more than
+        // the few lines it would save (measured: +1% of a one-event request's instructions).
+        if (!d->stream_ndjson || length < stream_min_bytes) return info->status;
         auto many = d->parser.parse_many(d->buffer, length, length > dom::MINIMAL_BATCH_SIZE ? length : dom::MINIMAL_BATCH_SIZE);
         if (!many.error()) {
             d->stream.emplace(std::move(many).value_unsafe());
