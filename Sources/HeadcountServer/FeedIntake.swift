@@ -28,7 +28,9 @@ import HeadcountStorage
 ///   `FeedCommitter.Submission` of the admitting thread's own, are appended at the end of the
 ///   step (`FeedCommitter.submit`, a short lock the loop takes to flush);
 /// - the sequence counter, owned by whichever thread admits (see "Order").
-/// Events cross as `PreparedEvent`s, so the loop never touches strings the thread allocated.
+/// Events cross as `PreparedEvent`s, so the loop never touches the id, ticket or device strings
+/// the thread would have allocated (it makes none: `FeedDrafts`); only a show's id, one String
+/// per show shared by its events, is retained there and released on the loop.
 ///
 /// **Order.** Requests are admitted in the order they were read, whichever thread admits
 /// them: a request goes to the thread only while the loop's queue is empty, and the loop
