@@ -38,6 +38,19 @@ public struct ByteWriter {
         varint(UInt64(value.count))
         bytes.append(contentsOf: value)
     }
+
+    /// Hands what has been written so far to `emit` and starts over (keeping the buffer), if
+    /// it holds at least `threshold` bytes: for output produced in pieces of about that size.
+    @inline(__always) public mutating func drain(ifAtLeast threshold: Int, into emit: (UnsafeRawBufferPointer) -> Void) {
+        if bytes.count >= threshold { drainAll(into: emit) }
+    }
+
+    /// Hands everything written so far to `emit` (if anything) and starts over.
+    public mutating func drainAll(into emit: (UnsafeRawBufferPointer) -> Void) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { emit($0) }
+        bytes.removeAll(keepingCapacity: true)
+    }
 }
 
 /// Reads what `ByteWriter` wrote; every read is bounds-checked and throws on bad data.

@@ -80,8 +80,12 @@ final class FeedCommitter {
                     guard let source = snapshotSource else { return }
                     defer { snapshotSource = nil }
                     // Encoding runs here, off the loop (on the idle-class snapshot thread):
-                    // the source is an immutable copy.
-                    try snapshots.write(sequence: source.lastAppliedSequence, payload: source.encode())
+                    // the source is an immutable copy. Encoded straight into the file, a
+                    // write-sized piece at a time: never the whole payload in memory.
+                    let pieceBytes = snapshots.writeBytes
+                    try snapshots.write(sequence: source.lastAppliedSequence) { emit in
+                        source.encode(pieceBytes: pieceBytes, into: emit)
+                    }
                 }
             } catch {
                 failure = "\(error)"

@@ -179,7 +179,8 @@ public final class HeadcountServer {
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
                                     segmentBytesMax: configuration.walSegmentBytesMax,
                                     preallocation: configuration.isWALPreallocated ? .background : .off)
-            snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
+            snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots",
+                                          syncEveryBytes: configuration.snapshotSyncBytes)
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {
             throw StartError.dataDirectory("\(configuration.dataDirectory): \(error)")
@@ -349,14 +350,13 @@ public final class HeadcountServer {
                                                  "loopMilliseconds": "\(String(format: "%.1f", elapsed))"])
     }
 
-    private func snapshotPayload() -> [UInt8] {
-        engine.encodeSnapshot()
-    }
-
     private func writeFinalSnapshot() {
         guard appliedSinceSnapshot > 0, committer.failure == nil else { return }
         do {
-            try snapshots.write(sequence: engine.lastAppliedSequence, payload: snapshotPayload())
+            let source = engine.snapshotSource()
+            try snapshots.write(sequence: source.lastAppliedSequence) { emit in
+                source.encode(pieceBytes: snapshots.writeBytes, into: emit)
+            }
             try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
             logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)"])
         } catch {

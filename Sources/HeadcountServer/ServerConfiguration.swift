@@ -27,6 +27,8 @@ public struct ServerConfiguration: Sendable {
     public var isWALPreallocated = true
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
+    /// A snapshot file is synced after every this many bytes (`SnapshotStore.syncEveryBytes`).
+    public var snapshotSyncBytes = 8 << 20
     /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
     /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md);
     /// applying durable events gets half as much per turn.

@@ -34,10 +34,11 @@ public enum SnapshotError: Error, CustomStringConvertible, Equatable {
 /// (Checked by `SnapshotStoreTests.testWorkedExampleBytes`; also in docs/FORMATS.md.)
 ///
 /// ## Writing
-/// Temp file `snapshot-<sequence>.snap.tmp` (written in `syncEveryBytes` pieces, each synced
-/// before the next is written, so that a snapshot of hundreds of megabytes never sits dirty in
-/// the page cache in front of the WAL's next fsync: the device flush every acknowledgement
-/// waits for would write it all first) → fsync → rename → fsync directory: a crash
+/// Temp file `snapshot-<sequence>.snap.tmp` (36 zero bytes, then the payload as it is produced,
+/// in `syncEveryBytes` pieces, each synced before the next is written, so that a snapshot of
+/// hundreds of megabytes never sits dirty in the page cache in front of the WAL's next fsync:
+/// the device flush every acknowledgement waits for would write it all first; then the header
+/// over the zeros) → fsync → rename → fsync directory: a crash
 /// leaves either the old set of snapshots or the new one, plus perhaps a temp file that
 /// `loadNewest` ignores and the next `write` removes. Then all but the newest
 /// `retainedCount` snapshots are deleted.
@@ -83,12 +84,17 @@ public final class SnapshotStore: @unchecked Sendable {
 
     /// The 36-byte header of a snapshot of `payload` at `sequence`.
     public static func header(sequence: UInt64, payload: UnsafeRawBufferPointer) -> [UInt8] {
+        header(sequence: sequence, payloadByteCount: payload.count, payloadChecksum: CRC32C.checksum(payload))
+    }
+
+    /// The 36-byte header of a snapshot at `sequence` whose payload has this size and CRC-32C.
+    public static func header(sequence: UInt64, payloadByteCount: Int, payloadChecksum: UInt32) -> [UInt8] {
         var header = magic
         header.reserveCapacity(headerByteCount)
         withUnsafeBytes(of: formatVersion.littleEndian) { header.append(contentsOf: $0) }
         withUnsafeBytes(of: sequence.littleEndian) { header.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt64(payload.count).littleEndian) { header.append(contentsOf: $0) }
-        withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { header.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(payloadByteCount).littleEndian) { header.append(contentsOf: $0) }
+        withUnsafeBytes(of: payloadChecksum.littleEndian) { header.append(contentsOf: $0) }
         let headerChecksum = CRC32C.checksum(header)
         withUnsafeBytes(of: headerChecksum.littleEndian) { header.append(contentsOf: $0) }
         return header
@@ -98,28 +104,57 @@ public final class SnapshotStore: @unchecked Sendable {
     /// all but the newest `retainedCount` snapshots and any leftover temp files. When this
     /// returns, the snapshot survives a crash. O(payload size).
     public func write(sequence: UInt64, payload: [UInt8]) throws {
+        try write(sequence: sequence) { emit in payload.withUnsafeBytes { emit($0) } }
+    }
+
+    /// Writes a snapshot whose payload `produce` hands over in pieces, in order, through the
+    /// `emit` it is given — so that a payload of gigabytes is never held whole (the engine
+    /// encodes into it: `EngineSnapshotSource.encode(pieceBytes:into:)`). Same file, same
+    /// guarantees as `write(sequence:payload:)`. The header, whose size and checksum are known
+    /// only at the end, is written last, over 36 zero bytes, before the final sync: until the
+    /// rename, the temp file is never read. A storage error stops the writing (`emit` then
+    /// ignores the rest) and is thrown once `produce` returns.
+    public func write(sequence: UInt64, producing produce: (_ emit: (UnsafeRawBufferPointer) -> Void) -> Void) throws {
         let name = SnapshotStore.fileName(sequence: sequence)
         let path = joinPath(directory, name)
         let temporaryPath = path + ".tmp"
         let file = try fileSystem.createFile(temporaryPath, exclusive: false)
         do {
-            try payload.withUnsafeBytes { bytes in
-                try file.append(SnapshotStore.header(sequence: sequence, payload: bytes))
-                var offset = 0
-                while offset < bytes.count {
-                    let end = min(offset + syncEveryBytes, bytes.count)
-                    // In writes of at most `writeBytes`: one write() copies its bytes into the
-                    // page cache in one stretch of kernel time, and a thread waking on that
-                    // core waits for it (tools/wakelat.c: a 1 ms timer thread woke with p99
-                    // 0.4–3.7 ms late beside 8 MiB writes, 0.2–0.6 ms beside 256 KiB ones).
-                    while offset < end {
-                        let stop = min(offset + writeBytes, end)
-                        try file.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<stop]))
+            try file.append([UInt8](repeating: 0, count: SnapshotStore.headerByteCount))
+            var failure: Error?
+            var byteCount = 0
+            var checksum: UInt32 = 0
+            var unsynced = 0
+            produce { piece in
+                guard failure == nil else { return }
+                do {
+                    var offset = 0
+                    while offset < piece.count {
+                        // Synced every `syncEveryBytes`, so that little of it is ever dirty in
+                        // the page cache in front of the WAL's next fsync (the device flush every
+                        // acknowledgement waits for would write it all first)…
+                        if unsynced >= syncEveryBytes {
+                            try file.sync()
+                            unsynced = 0
+                        }
+                        // …in writes of at most `writeBytes`: one write() copies its bytes into
+                        // the page cache in one stretch of kernel time, and a thread waking on
+                        // that core waits for it (tools/wakelat.c: a 1 ms timer thread woke with
+                        // p99 0.4–3.7 ms late beside 8 MiB writes, 0.2–0.6 ms beside 256 KiB ones).
+                        let stop = min(offset + writeBytes, offset + (syncEveryBytes - unsynced), piece.count)
+                        let chunk = UnsafeRawBufferPointer(rebasing: piece[offset..<stop])
+                        try file.append(chunk)
+                        checksum = CRC32C.checksum(chunk, continuing: checksum)
+                        byteCount += chunk.count
+                        unsynced += chunk.count
                         offset = stop
                     }
-                    if offset < bytes.count { try file.sync() }
+                } catch {
+                    failure = error
                 }
             }
+            if let failure { throw failure }
+            try file.write(SnapshotStore.header(sequence: sequence, payloadByteCount: byteCount, payloadChecksum: checksum), at: 0)
             try file.sync()
             try file.close()
         } catch {

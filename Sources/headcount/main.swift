@@ -33,6 +33,8 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a feed id is remembered for duplicate detection, in hours.") var idempotencyWindowHours = 168
     @Option(help: "Delta records between two snapshots of an event's counters.") var deltasPerSnapshot = 256
     @Option(help: "Write an engine snapshot after this many applied events (or half of all events so far, if more).") var snapshotEveryEvents = 1_000_000
+    @Option(help: "A snapshot file is fsynced after every this many bytes written, so that little of it is dirty in front of the WAL's next fsync.")
+    var snapshotSyncBytes = 8 << 20
     @Option(help: "Memory for the delta records behind the counter snapshots, in bytes; older chunks spill to <data-dir>/spill past it.")
     var snapshotMemoryBytes = 512 << 20
     @Option(help: "Memory for ticket histories (kept to re-derive a ticket on a late event), in bytes; the oldest pages spill to <data-dir>/spill past it.")
@@ -85,6 +87,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-connections, --max-batch-events and --max-pipelined-requests must be at least 1")
         }
         guard idleTimeoutSeconds >= 1, requestTimeoutSeconds >= 1 else { throw ValidationError("timeouts must be at least 1 second") }
+        guard snapshotSyncBytes >= 64 << 10 else { throw ValidationError("--snapshot-sync-bytes must be at least 64 KiB") }
         guard walSegmentBytes >= 1 << 20 else { throw ValidationError("--wal-segment-bytes must be at least 1 MiB") }
         guard (50...100_000).contains(feedSliceMicroseconds) else { throw ValidationError("--feed-slice-microseconds must be 50-100000") }
         guard feedSliceWhileQueriesMicroseconds == 0 || (50...100_000).contains(feedSliceWhileQueriesMicroseconds) else {
@@ -115,6 +118,7 @@ struct Serve: ParsableCommand {
         configuration.engine.idempotencyWindowMilliseconds = Int64(idempotencyWindowHours) * 3_600_000
         configuration.engine.deltasPerSnapshot = deltasPerSnapshot
         configuration.snapshotEveryEvents = snapshotEveryEvents
+        configuration.snapshotSyncBytes = snapshotSyncBytes
         configuration.engine.deltaMemoryBytesMax = snapshotMemoryBytes
         configuration.engine.historyMemoryBytesMax = historyMemoryBytes
         configuration.bodyBytesMax = maxBodyBytes

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HeadcountCore
+import HeadcountTestSupport
 
 final class EngineTests: XCTestCase {
     private var sequence: UInt64 = 0
@@ -275,6 +276,50 @@ final class EngineTests: XCTestCase {
     /// More events interleaved than the engine keeps recent ledgers for (8): each event's
     /// tickets land in its own ledger, through `apply` and through prefetch + `PreparedEvent`,
     /// with ids short (small strings) and long (heap strings sharing a long prefix).
+    /// A snapshot encoded in pieces (straight into the file, `SnapshotStore.write(sequence:
+    /// producing:)`) is the whole encoding cut up: concatenated, byte for byte the same, at
+    /// every piece size, with tickets, idempotency keys and status changes in it; no piece is
+    /// empty, and below the size of the payload there are several. Random: prints its seed.
+    func testSnapshotEncodedInPiecesIsTheWholeEncoding() throws {
+        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("testSnapshotEncodedInPiecesIsTheWholeEncoding HEADCOUNT_TEST_SEED=\(seed)")
+        let engine = Engine()
+        var sequence: UInt64 = 0
+        for event in TestFeeds.uniqueTimeFeed(seed: seed, count: 3_000, eventIds: ["E1", "E2", "E3"], tickets: 400, base: 1_000) {
+            sequence += 1
+            _ = engine.admit(id: event.id, arrivalMilliseconds: 0)
+            engine.apply(event, sequence: sequence)
+        }
+        for index in 0..<200 {
+            sequence += 1
+            engine.apply(FeedEvent(id: "s\(index)", kind: .seatStatusChanged, eventId: "E\(index % 3 + 1)", ticketId: "",
+                                   occurredAt: 2_000 + Int64(index),
+                                   details: .seatStatus(SeatStatusChange(objectLabel: "A-\(index % 17)", status: "booked",
+                                                                         originType: .apiCall, originIP: "10.0.0.1"))),
+                         sequence: sequence)
+        }
+        let source = engine.snapshotSource()
+        let whole = source.encode()
+        XCTAssertGreaterThan(whole.count, 100_000, "seed \(seed)")
+        for pieceBytes in [1, 7, 1_000, 65_536, 1 << 30] {
+            var pieces: [[UInt8]] = []
+            source.encode(pieceBytes: pieceBytes) { pieces.append(Array($0)) }
+            let joined = pieces.flatMap { $0 }
+            XCTAssertTrue(joined == whole, "piece size \(pieceBytes): \(joined.count) bytes joined, \(whole.count) whole, seed \(seed)")
+            XCTAssertFalse(pieces.contains { $0.isEmpty }, "piece size \(pieceBytes), seed \(seed)")
+            // A piece ends after an idempotency key or a ticket: past the size, by one item at most.
+            if pieceBytes < 100 {
+                XCTAssertGreaterThan(pieces.count, 3_000, "one piece per key and ticket, seed \(seed)")
+            } else if pieceBytes < whole.count {
+                XCTAssertGreaterThanOrEqual(pieces.count, whole.count / (pieceBytes + 4_096), "piece size \(pieceBytes), seed \(seed)")
+                XCTAssertLessThanOrEqual(pieces.dropLast(2).map(\.count).max() ?? 0, pieceBytes + 4_096, "piece size \(pieceBytes), seed \(seed)")
+            } else {
+                XCTAssertEqual(pieces.count, 2, "the state, then the status-change log as it is, seed \(seed)")
+            }
+        }
+        XCTAssertTrue(engine.encodeSnapshot() == whole, "seed \(seed)")
+    }
+
     func testManyInterleavedEventsEachGetTheirOwnTickets() {
         let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("testManyInterleavedEventsEachGetTheirOwnTickets HEADCOUNT_TEST_SEED=\(seed)")

@@ -119,6 +119,53 @@ final class SnapshotStoreTests: XCTestCase {
                        "10,007 bytes in writes of 1,000: 10 appends more than in one")
     }
 
+    /// A payload handed over in pieces of any sizes makes the same file, byte for byte, as the
+    /// payload given whole — the header, written last over zeros, included — and loads back.
+    func testPayloadProducedInPiecesMakesTheSameFile() throws {
+        let whole = payload(9, count: 50_007)
+        let reference = SimulatedFileSystem()
+        try SnapshotStore(directory: "/data", syncEveryBytes: 4_096, writeBytes: 1_000, fileSystem: reference)
+            .write(sequence: 9, payload: whole)
+        let expected = try XCTUnwrap(reference.contents(of: "/data/snapshot-00000000000000000009.snap"))
+        for cut in [1, 13, 999, 4_096, 7_777, 60_000] {
+            let fileSystem = SimulatedFileSystem()
+            let store = try SnapshotStore(directory: "/data", syncEveryBytes: 4_096, writeBytes: 1_000, fileSystem: fileSystem)
+            try store.write(sequence: 9) { emit in
+                whole.withUnsafeBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let stop = min(offset + cut, bytes.count)
+                        emit(UnsafeRawBufferPointer(rebasing: bytes[offset..<stop]))
+                        offset = stop
+                    }
+                }
+            }
+            XCTAssertEqual(fileSystem.contents(of: "/data/snapshot-00000000000000000009.snap"), expected, "pieces of \(cut)")
+            XCTAssertEqual(try store.loadNewest()?.payload, whole, "pieces of \(cut)")
+        }
+    }
+
+    /// A storage error in the middle of a produced payload: the rest of the pieces are
+    /// ignored, the error is thrown, no temp file is left, the older snapshot stays newest.
+    func testStorageErrorWhileProducingStopsTheWrite() throws {
+        let fileSystem = SimulatedFileSystem()
+        let store = try SnapshotStore(directory: "/data", syncEveryBytes: 1_000, fileSystem: fileSystem)
+        try store.write(sequence: 5, payload: payload(5))
+        fileSystem.failNext(.sync, errno: EIO)
+        var piecesHandedOver = 0
+        XCTAssertThrowsError(try store.write(sequence: 9) { emit in
+            for index in 0..<20 {
+                piecesHandedOver += 1
+                payload(UInt64(index), count: 700).withUnsafeBytes { emit($0) }
+            }
+        }) {
+            XCTAssertTrue("\($0)".contains("Input/output error"), "\($0)")
+        }
+        XCTAssertEqual(piecesHandedOver, 20, "the producer runs to its end; its pieces after the error are dropped")
+        XCTAssertEqual(try fileSystem.listDirectory("/data"), ["snapshot-00000000000000000005.snap"])
+        XCTAssertEqual(try store.loadNewest()?.sequence, 5)
+    }
+
     func testFailedWriteLeavesNoTempFile() throws {
         let fileSystem = SimulatedFileSystem()
         let store = try SnapshotStore(directory: "/data", fileSystem: fileSystem)
