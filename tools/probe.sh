@@ -17,6 +17,11 @@
 #   one-after-feed  20 s of batched feed, then 8 s of one event per request (8 connections,
 #               one thread) at once: requests/s and acknowledgement p99, with the snapshot
 #               log lines (was a snapshot being written meanwhile?);
+#   snapshot    25 s of batched feed into a server that takes no snapshot, SIGKILL, a restart
+#               (the probe's server args apply here): its first tick snapshots the whole state
+#               while 12 s of one event per request run; prints the snapshot's duration, its
+#               thread's CPU, the file's size, peak memory against memory after recovery, and
+#               the requests' rate and acknowledgement latency meanwhile;
 #   growing     the race's setup, then N rounds (--rounds, default 3) of 10 s batched feed
 #               each followed by 5 s of idle year-back queries: feed rate, year-back p99 and
 #               the loop's turns by length so far (pass --snapshot-memory-bytes to make
@@ -37,11 +42,11 @@ while [[ $# -gt 0 ]]; do
         --bin) BIN="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         --past-days) PAST_DAYS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
-SCENARIO="${1:?scenario: saturated | after-feed | one-after-feed | growing}"; shift
+SCENARIO="${1:?scenario: saturated | after-feed | one-after-feed | snapshot | growing}"; shift
 [[ "${1:-}" == "--" ]] && shift
 SERVER_ARGS=("$@")
 [[ -x "$BIN" && -x "$LG" ]] || { echo "probe: build first: swift build -c release" >&2; exit 1; }
@@ -57,17 +62,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/data" --keys "$TMP/keys.json" --fsync on \
-    ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >"$TMP/server.out" 2>"$TMP/server.err" </dev/null &
-HC_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-    URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$TMP/server.out" | head -1)
-    [[ -n "$URL" ]] && break
-    kill -0 "$HC_PID" 2>/dev/null || { cat "$TMP/server.err" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "probe: the server did not start" >&2; exit 1; }
+# start_server [ARGS...]: the server on $TMP/data with ARGS, then the probe's server args; waits
+# until it listens (recovery included); sets HC_PID and URL.
+start_server() {
+    "$BIN" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/data" --keys "$TMP/keys.json" --fsync on \
+        "$@" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >"$TMP/server.out" 2>"$TMP/server.err" </dev/null &
+    HC_PID=$!
+    URL=""
+    for _ in $(seq 1 1200); do
+        URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$TMP/server.out" | head -1)
+        [[ -n "$URL" ]] && break
+        kill -0 "$HC_PID" 2>/dev/null || { cat "$TMP/server.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n "$URL" ]] || { echo "probe: the server did not start" >&2; exit 1; }
+}
+if [[ "$SCENARIO" == snapshot ]]; then start_server --snapshot-every-events 1000000000; else start_server; fi
 
 lg() { "$LG" --url "$URL" --feed-key "$FEED_KEY" --read-key "$READ_KEY" --quiet --json "$@" 2>/dev/null || [[ $? == 2 ]]; }
 j() { jq -r "$1" "$2"; }
@@ -125,6 +135,33 @@ growing)
         echo "round $round: feed $(j '.feed.eventsPerSecondAccepted | floor' "$TMP/f.json") events/s; idle year-back query p50 $(j '.queries.latencyMs.p50' "$TMP/q.json") p99 $(j '.queries.latencyMs.p99' "$TMP/q.json") max $(j '.queries.latencyMs.max' "$TMP/q.json") ms"
         echo "  loop turns so far (cumulative, s): $(turns | awk '{ printf "%s:%s ", $1, $2 }')"
     done
+    ;;
+snapshot)
+    batched --duration 25 >"$TMP/f.json"
+    kill -KILL "$HC_PID"; wait "$HC_PID" 2>/dev/null || true
+    start_server
+    pid=$HC_PID
+    rss0=$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")
+    lg --flat-out --loop --batch 1 --connections 8 --threads 1 --events 8 --tickets 5000 --duration 12 --probe-rate 0 >"$TMP/a.json" &
+    lgpid=$!
+    taken="" written="" cpu="n/a"
+    while kill -0 "$lgpid" 2>/dev/null || [[ -z "$written" ]]; do
+        now=$(date +%s.%N)
+        [[ -z "$taken" ]] && grep -aq 'snapshot taken' "$TMP/server.err" && taken=$now
+        [[ -z "$written" ]] && grep -aq 'snapshot written' "$TMP/server.err" && written=$now
+        for task in /proc/"$pid"/task/*; do
+            [[ "$(cat "$task/comm" 2>/dev/null)" == hc-snapshot ]] \
+                && cpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "user %.2f s, kernel %.2f s", $14 / t, $15 / t }' "$task/stat" 2>/dev/null)
+        done
+        kill -0 "$pid" 2>/dev/null || { echo "probe: the server exited" >&2; exit 1; }
+        sleep 0.2
+    done
+    wait "$lgpid" || true
+    hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$pid/status")
+    echo "state $(j '.feed.accepted' "$TMP/f.json") events in the WAL alone, recovered: $(grep -ao 'seconds=[0-9.]*' "$TMP/server.err" | head -1)"
+    echo "  the first snapshot of it all: $(awk -v a="${taken:-0}" -v b="${written:-0}" 'BEGIN { printf "%.1f", b - a }') s from taken to written (±0.2 s), snapshot thread $cpu; file $(du -m "$TMP/data/snapshots" | cut -f1) MiB"
+    echo "  memory: RSS $rss0 MiB after recovery, peak $hwm MiB"
+    echo "  meanwhile one event per request (8 connections): $(j '.feed.requestsPerSecond | floor' "$TMP/a.json") requests/s, ack p99 $(j '.feed.ackLatencyMs.p99' "$TMP/a.json") max $(j '.feed.ackLatencyMs.max' "$TMP/a.json") ms"
     ;;
 *) echo "probe: unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac

@@ -203,7 +203,25 @@ steal() { awk '/^cpu / { print $9 }' /proc/stat; }
 # children_cpu: sets CHILDREN_CPU to "user sys" seconds of this shell's finished children (a
 # client just run).
 CLK_TCK=$(getconf CLK_TCK)
-proc_cpu() { awk -v t="$CLK_TCK" '{ printf "%.3f %.3f\n", $14 / t, $15 / t }' "/proc/$1/stat" 2>/dev/null || echo "0 0"; }
+# Headcount's snapshot thread (hc-snapshot) is left out of proc_cpu and read by snapshot_cpu: it
+# works when a snapshot is due, whatever the phase, and only on CPU nothing else wants.
+proc_cpu() {
+    local task u=0 s=0 line
+    for task in /proc/"$1"/task/*; do
+        [[ "$(cat "$task/comm" 2>/dev/null)" == hc-snapshot ]] && continue
+        line=$(awk '{ print $14, $15 }' "$task/stat" 2>/dev/null) || continue
+        [[ -n "$line" ]] || continue
+        u=$(( u + ${line% *} )); s=$(( s + ${line#* } ))
+    done
+    awk -v t="$CLK_TCK" -v u="$u" -v s="$s" 'BEGIN { printf "%.3f %.3f\n", u / t, s / t }'
+}
+snapshot_cpu() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        [[ "$(cat "$task/comm" 2>/dev/null)" == hc-snapshot ]] && { awk -v t="$CLK_TCK" '{ printf "%.2f\n", ($14 + $15) / t }' "$task/stat"; return; }
+    done
+    echo 0
+}
 # (`times` runs in this shell, not in a command substitution: a subshell has no finished children.)
 CHILDREN_CPU=""
 children_cpu() { times >"$TMP/times"; CHILDREN_CPU=$(tail -1 "$TMP/times" | awk '{ split($1, u, "m"); split($2, s, "m"); printf "%.3f %.3f\n", u[1] * 60 + u[2], s[1] * 60 + s[2] }'); }
@@ -262,10 +280,11 @@ for round in $(seq 1 "$ROUNDS"); do
     n1=$(awk -v r="$redis_p1" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 5000) n = 5000; print n }')
     run_a_hc() {
         local syncs0 steal0 syncs1 s0 c0
-        syncs0=$(wal_syncs); steal0=$(steal); s0=$(proc_cpu "$HC_PID"); children_cpu; c0=$CHILDREN_CPU
+        syncs0=$(wal_syncs); steal0=$(steal); s0=$(proc_cpu "$HC_PID"); children_cpu; c0=$CHILDREN_CPU; snap0=$(snapshot_cpu "$HC_PID")
         loadgen "a-hc-$round" --flat-out --loop --batch 1 --connections "$CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0
         children_cpu
         a_cpu_hc=$(per_request "$s0" "$(proc_cpu "$HC_PID")" "$(j '.feed.requests' "a-hc-$round")")
+        a_snap=$(awk -v a="$snap0" -v b="$(snapshot_cpu "$HC_PID")" 'BEGIN { printf "%.2f", b - a }')
         a_cpu_lg=$(per_request "$c0" "$CHILDREN_CPU" "$(j '.feed.requests' "a-hc-$round")")
         syncs1=$(wal_syncs); a_steal_hc=$(( $(steal) - steal0 ))
         a_fsync_ms=$(awk -v a="$syncs0" -v b="$syncs1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2]; if (n > 0) printf "%.3f", (y[1] - x[1]) / n * 1000; else print "null" }')
@@ -283,7 +302,7 @@ for round in $(seq 1 "$ROUNDS"); do
     A_HC+=("$a_hc"); A_R+=("$redis_p1"); A_RATIO+=("$(ratio "$a_hc" "$redis_p1")")
     say "  (a) 1 event/request, C=$CONNS: headcount $(fmt "$a_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "a-hc-$round"), max $(j '.feed.ackLatencyMs.max' "a-hc-$round") ms) | redis HINCRBY -P 1 $(fmt "$redis_p1") req/s (p99 $(redis_p99 "a-redis-$round") ms) | ratio $(ratio "$a_hc" "$redis_p1") (target ≥ 1.5)"
     say "      headcount's WAL fsync took $a_fsync_ms ms on average in its phase; the host took $(awk -v j="$a_steal_hc" 'BEGIN { printf "%.2f", j / 100 }') / $(awk -v j="$a_steal_r" 'BEGIN { printf "%.2f", j / 100 }') s of CPU (steal) during Headcount's / Redis's phase"
-    say "      CPU per request, µs: headcount $(us_pair "$a_cpu_hc"), headcount-loadgen $(us_pair "$a_cpu_lg") | redis-server $(us_pair "$a_cpu_r"), redis-benchmark $(us_pair "$a_cpu_rb")"
+    say "      CPU per request, µs: headcount $(us_pair "$a_cpu_hc") (and its snapshot thread $a_snap s in the phase), headcount-loadgen $(us_pair "$a_cpu_lg") | redis-server $(us_pair "$a_cpu_r"), redis-benchmark $(us_pair "$a_cpu_rb")"
 
     # (b) batched
     n64=$(awk -v r="$redis_p64" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 100000) n = 100000; print n }')
@@ -300,10 +319,11 @@ for round in $(seq 1 "$ROUNDS"); do
         nw1=$(awk -v r="$redis_w1" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 20000) n = 20000; print n }')
         nw64=$(awk -v r="$redis_w64" -v s="$PHASE" 'BEGIN { n = int(r * s); if (n < 100000) n = 100000; print n }')
         run_aw_hc() {
-            local s0 c0; s0=$(proc_cpu "$HC_PID"); children_cpu; c0=$CHILDREN_CPU
+            local s0 c0 snap0; s0=$(proc_cpu "$HC_PID"); children_cpu; c0=$CHILDREN_CPU; snap0=$(snapshot_cpu "$HC_PID")
             loadgen "aw-hc-$round" --flat-out --loop --batch 1 --connections "$WIDE_CONNS" --threads 1 --events 8 --tickets 5000 --duration "$PHASE" --probe-rate 0
             children_cpu
             aw_cpu_hc=$(per_request "$s0" "$(proc_cpu "$HC_PID")" "$(j '.feed.requests' "aw-hc-$round")")
+            aw_snap=$(awk -v a="$snap0" -v b="$(snapshot_cpu "$HC_PID")" 'BEGIN { printf "%.2f", b - a }')
             aw_cpu_lg=$(per_request "$c0" "$CHILDREN_CPU" "$(j '.feed.requests' "aw-hc-$round")")
         }
         run_aw_r() {
@@ -318,12 +338,13 @@ for round in $(seq 1 "$ROUNDS"); do
         AW_HC+=("$aw_hc"); AW_R+=("$redis_w1"); AW_RATIO+=("$(ratio "$aw_hc" "$redis_w1")")
         BW_R+=("$redis_w64"); BW_RATIO+=("$(ratio "$b_hc" "$redis_w64")")
         say "  (a) at W=$WIDE_CONNS: headcount $(fmt "$aw_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "aw-hc-$round") ms) | redis -P 1 -c $WIDE_CONNS $(fmt "$redis_w1") req/s (p99 $(redis_p99 "aw-redis-$round") ms) | ratio $(ratio "$aw_hc" "$redis_w1")"
-        say "      CPU per request, µs: headcount $(us_pair "$aw_cpu_hc"), headcount-loadgen $(us_pair "$aw_cpu_lg") | redis-server $(us_pair "$aw_cpu_r"), redis-benchmark $(us_pair "$aw_cpu_rb")"
+        say "      CPU per request, µs: headcount $(us_pair "$aw_cpu_hc") (and its snapshot thread $aw_snap s in the phase), headcount-loadgen $(us_pair "$aw_cpu_lg") | redis-server $(us_pair "$aw_cpu_r"), redis-benchmark $(us_pair "$aw_cpu_rb")"
         say "  (b) at W=$WIDE_CONNS: headcount's batched $(fmt "$b_hc") events/s | redis -P 64 -c $WIDE_CONNS $(fmt "$redis_w64") ops/s (p99 $(redis_p99 "bw-redis-$round") ms) | ratio $(ratio "$b_hc" "$redis_w64")"
         wide_json=$(jq -n --argjson c "$WIDE_CONNS" --argjson ahc "$aw_hc" --argjson ar "$redis_w1" --argjson bhc "$b_hc" --argjson br "$redis_w64" \
-            --argjson chc "$(us_json "$aw_cpu_hc")" --argjson clg "$(us_json "$aw_cpu_lg")" --argjson cr "$(us_json "$aw_cpu_r")" --argjson crb "$(us_json "$aw_cpu_rb")" \
+            --argjson chc "$(us_json "$aw_cpu_hc")" --argjson clg "$(us_json "$aw_cpu_lg")" --argjson cr "$(us_json "$aw_cpu_r")" --argjson crb "$(us_json "$aw_cpu_rb")" --argjson snap "$aw_snap" \
             '{connections: $c, oneEventPerRequest: {headcountRequestsPerSecond: $ahc, redisRequestsPerSecond: $ar, ratio: (if $ar > 0 then $ahc / $ar else null end),
-                                                    cpuPerRequest: {headcount: $chc, loadgen: $clg, redisServer: $cr, redisBenchmark: $crb}},
+                                                    cpuPerRequest: {headcount: $chc, loadgen: $clg, redisServer: $cr, redisBenchmark: $crb},
+                                                    headcountSnapshotThreadSeconds: $snap},
               batched: {headcountEventsPerSecond: $bhc, redisOpsPerSecond: $br, ratio: (if $br > 0 then $bhc / $br else null end)}}')
     fi
 
@@ -352,14 +373,15 @@ for round in $(seq 1 "$ROUNDS"); do
     ROUND_JSON+=("$(jq -n --argjson round "$round" \
         --argjson a_hc "$a_hc" --argjson a_r "$redis_p1" --argjson b_hc "$b_hc" --argjson b_r "$redis_p64" \
         --argjson a_fsync "$a_fsync_ms" --argjson wide "$wide_json" --argjson a_steal_hc "$a_steal_hc" --argjson a_steal_r "$a_steal_r" \
-        --argjson chc "$(us_json "$a_cpu_hc")" --argjson clg "$(us_json "$a_cpu_lg")" --argjson cr "$(us_json "$a_cpu_r")" --argjson crb "$(us_json "$a_cpu_rb")" \
+        --argjson chc "$(us_json "$a_cpu_hc")" --argjson clg "$(us_json "$a_cpu_lg")" --argjson cr "$(us_json "$a_cpu_r")" --argjson crb "$(us_json "$a_cpu_rb")" --argjson snap "$a_snap" \
         --slurpfile ahc "$TMP/a-hc-$round.json" --slurpfile bhc "$TMP/b-hc-$round.json" \
         --slurpfile ci "$TMP/c-idle-$round.json" --slurpfile cs "$TMP/c-sat-$round.json" \
         --slurpfile cip "$TMP/c-idle-past-$round.json" --slurpfile csp "$TMP/c-sat-past-$round.json" \
         '{round: $round,
           oneEventPerRequest: {headcountRequestsPerSecond: $a_hc, redisRequestsPerSecond: $a_r, ratio: (if $a_r > 0 then $a_hc / $a_r else null end), headcount: $ahc[0].feed,
                                headcountWalSyncMeanMs: $a_fsync, stealSeconds: {headcountPhase: ($a_steal_hc / 100), redisPhase: ($a_steal_r / 100)},
-                               cpuPerRequest: {headcount: $chc, loadgen: $clg, redisServer: $cr, redisBenchmark: $crb}},
+                               cpuPerRequest: {headcount: $chc, loadgen: $clg, redisServer: $cr, redisBenchmark: $crb},
+                               headcountSnapshotThreadSeconds: $snap},
           batched: {headcountEventsPerSecond: $b_hc, redisOpsPerSecond: $b_r, ratio: (if $b_r > 0 then $b_hc / $b_r else null end), headcount: $bhc[0].feed},
           wide: $wide,
           queries: {idleNow: $ci[0].queries, saturatedNow: $cs[0].queries, idleYearBack: $cip[0].queries, saturatedYearBack: $csp[0].queries,
