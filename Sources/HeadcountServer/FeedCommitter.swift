@@ -82,7 +82,7 @@ final class FeedCommitter {
                     // Encoding runs here, off the loop (on the idle-class snapshot thread):
                     // the source is an immutable copy. Encoded straight into the file, a
                     // write-sized piece at a time: never the whole payload in memory.
-                    let pieceBytes = snapshots.writeBytes
+                    let pieceBytes = snapshots.producedPieceBytes
                     try snapshots.write(sequence: source.lastAppliedSequence) { emit in
                         source.encode(pieceBytes: pieceBytes, into: emit)
                     }

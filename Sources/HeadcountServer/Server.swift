@@ -355,7 +355,7 @@ public final class HeadcountServer {
         do {
             let source = engine.snapshotSource()
             try snapshots.write(sequence: source.lastAppliedSequence) { emit in
-                source.encode(pieceBytes: snapshots.writeBytes, into: emit)
+                source.encode(pieceBytes: snapshots.producedPieceBytes, into: emit)
             }
             try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
             logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)"])

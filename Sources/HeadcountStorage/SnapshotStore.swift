@@ -77,6 +77,11 @@ public final class SnapshotStore: @unchecked Sendable {
         try makeDurableDirectory(directory, on: fileSystem)
     }
 
+    /// The piece size for a producer of `write(sequence:producing:)` whose pieces may run a
+    /// little past it (the engine's end at a ticket): a little under `writeBytes`, so that a
+    /// piece is one write(), not one full write and a short one.
+    public var producedPieceBytes: Int { max(writeBytes - writeBytes / 16, 1) }
+
     /// The file name of the snapshot at `sequence`.
     public static func fileName(sequence: UInt64) -> String {
         "snapshot-\(paddedSequence(sequence)).snap"
