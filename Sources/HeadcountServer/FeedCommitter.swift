@@ -48,6 +48,9 @@ final class FeedCommitter {
         var failure: String?
         /// How long the flush's fsync took (0: none), for `/metrics`.
         var syncNanoseconds: UInt64 = 0
+        /// A snapshot job's time to encode and write, and its file's size.
+        var snapshotNanoseconds: UInt64 = 0
+        var snapshotBytes = 0
         weak var committer: FeedCommitter?
         /// A snapshot job's copy-on-write source. Released on the pool thread once written:
         /// the last reference to pages and shards the loop has since replaced frees them, and
@@ -83,9 +86,11 @@ final class FeedCommitter {
                     // the source is an immutable copy. Encoded straight into the file, a
                     // write-sized piece at a time: never the whole payload in memory.
                     let pieceBytes = snapshots.producedPieceBytes
-                    try snapshots.write(sequence: source.lastAppliedSequence) { emit in
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    snapshotBytes = try snapshots.write(sequence: source.lastAppliedSequence) { emit in
                         source.encode(pieceBytes: pieceBytes, into: emit)
                     }
+                    snapshotNanoseconds = DispatchTime.now().uptimeNanoseconds &- started
                 }
             } catch {
                 failure = "\(error)"
@@ -161,6 +166,9 @@ final class FeedCommitter {
     private(set) var flushCount = 0
     private(set) var bytesFlushed = 0
     private(set) var snapshotCount = 0
+    /// The last snapshot's time to encode and write (seconds) and its file's size (bytes).
+    private(set) var lastSnapshotSeconds = 0.0
+    private(set) var lastSnapshotBytes = 0
 
     /// Flushes of at most this many bytes are written and synced on the loop thread.
     private let loopSyncBytes: Int
@@ -523,8 +531,12 @@ final class FeedCommitter {
             isSnapshotJobRunning = false
             if let failure = job.failure { return fail(failure) }
             snapshotCount += 1
+            lastSnapshotSeconds = Double(job.snapshotNanoseconds) / 1e9
+            lastSnapshotBytes = job.snapshotBytes
             isTrimPending = true
-            logger.info("snapshot written", metadata: ["sequence": "\(sequence)"])
+            logger.info("snapshot written", metadata: ["sequence": "\(sequence)",
+                                                       "seconds": "\(String(format: "%.2f", lastSnapshotSeconds))",
+                                                       "bytes": "\(job.snapshotBytes)"])
             startSnapshotJob()
         }
     }

@@ -353,12 +353,15 @@ public final class HeadcountServer {
     private func writeFinalSnapshot() {
         guard appliedSinceSnapshot > 0, committer.failure == nil else { return }
         do {
+            let started = DispatchTime.now().uptimeNanoseconds
             let source = engine.snapshotSource()
-            try snapshots.write(sequence: source.lastAppliedSequence) { emit in
+            let bytes = try snapshots.write(sequence: source.lastAppliedSequence) { emit in
                 source.encode(pieceBytes: snapshots.producedPieceBytes, into: emit)
             }
             try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
-            logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)"])
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
+            logger.info("final snapshot written", metadata: ["sequence": "\(engine.lastAppliedSequence)",
+                                                             "seconds": "\(String(format: "%.2f", seconds))", "bytes": "\(bytes)"])
         } catch {
             logger.error("final snapshot failed; the WAL still holds every event", metadata: ["error": "\(error)"])
         }

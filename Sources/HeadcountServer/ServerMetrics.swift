@@ -24,6 +24,8 @@ final class ServerMetrics {
     private let walFlushes: Gauge
     private let walBytes: Gauge
     private let snapshotsWritten: Gauge
+    private let lastSnapshotSeconds: Gauge
+    private let lastSnapshotBytes: Gauge
     private let lastSequence: Gauge
     private let durableSequence: Gauge
     private let walSyncs: DurationHistogram
@@ -51,6 +53,8 @@ final class ServerMetrics {
         walFlushes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_flushes", "WAL group commits (write + fsync) since start"))
         walBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_bytes_written", "WAL bytes written since start"))
         snapshotsWritten = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshots_written", "Snapshots written since start"))
+        lastSnapshotSeconds = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshot_last_seconds", "The last snapshot's time to encode and write, in seconds (0: none since start)"))
+        lastSnapshotBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshot_last_bytes", "The last snapshot file's size, in bytes (0: none since start)"))
         lastSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_last_applied_sequence", "Sequence of the last applied event"))
         durableSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_durable_sequence", "Sequence of the last durable event"))
         walSyncs = registry.makeDurationHistogram(
@@ -99,6 +103,8 @@ final class ServerMetrics {
             walFlushes.set(Double(committer.flushCount))
             walBytes.set(Double(committer.bytesFlushed))
             snapshotsWritten.set(Double(committer.snapshotCount))
+            lastSnapshotSeconds.set(committer.lastSnapshotSeconds)
+            lastSnapshotBytes.set(Double(committer.lastSnapshotBytes))
             durableSequence.set(Double(committer.durableSequence))
         }
         lastSequence.set(Double(engine.lastAppliedSequence))

@@ -108,7 +108,8 @@ public final class SnapshotStore: @unchecked Sendable {
     /// Writes a snapshot durably (temp file, fsync, rename, fsync directory), then deletes
     /// all but the newest `retainedCount` snapshots and any leftover temp files. When this
     /// returns, the snapshot survives a crash. O(payload size).
-    public func write(sequence: UInt64, payload: [UInt8]) throws {
+    @discardableResult
+    public func write(sequence: UInt64, payload: [UInt8]) throws -> Int {
         try write(sequence: sequence) { emit in payload.withUnsafeBytes { emit($0) } }
     }
 
@@ -118,12 +119,14 @@ public final class SnapshotStore: @unchecked Sendable {
     /// guarantees as `write(sequence:payload:)`. The header, whose size and checksum are known
     /// only at the end, is written last, over 36 zero bytes, before the final sync: until the
     /// rename, the temp file is never read. A storage error stops the writing (`emit` then
-    /// ignores the rest) and is thrown once `produce` returns.
-    public func write(sequence: UInt64, producing produce: (_ emit: (UnsafeRawBufferPointer) -> Void) -> Void) throws {
+    /// ignores the rest) and is thrown once `produce` returns. Returns the file's size in bytes.
+    @discardableResult
+    public func write(sequence: UInt64, producing produce: (_ emit: (UnsafeRawBufferPointer) -> Void) -> Void) throws -> Int {
         let name = SnapshotStore.fileName(sequence: sequence)
         let path = joinPath(directory, name)
         let temporaryPath = path + ".tmp"
         let file = try fileSystem.createFile(temporaryPath, exclusive: false)
+        var writtenPayloadBytes = 0
         do {
             try file.append([UInt8](repeating: 0, count: SnapshotStore.headerByteCount))
             var failure: Error?
@@ -160,6 +163,7 @@ public final class SnapshotStore: @unchecked Sendable {
             }
             if let failure { throw failure }
             try file.write(SnapshotStore.header(sequence: sequence, payloadByteCount: byteCount, payloadChecksum: checksum), at: 0)
+            writtenPayloadBytes = byteCount
             try file.sync()
             try file.close()
         } catch {
@@ -170,6 +174,7 @@ public final class SnapshotStore: @unchecked Sendable {
         try fileSystem.rename(temporaryPath, to: path)
         try fileSystem.syncDirectory(directory)
         try prune()
+        return SnapshotStore.headerByteCount + writtenPayloadBytes
     }
 
     /// Deletes snapshots older than the newest `retainedCount`, and temp files.

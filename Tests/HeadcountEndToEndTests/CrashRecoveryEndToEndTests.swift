@@ -80,6 +80,21 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         }
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: snapshotsDirectory).filter { $0.hasSuffix(".snap") }.isEmpty,
                        "a snapshot was written while serving")
+        // /metrics reports it: how many, how long the last took, and its file's exact size.
+        func metric(_ name: String) throws -> Double? {
+            let text = try server.client().request("GET", "/metrics", key: ServerProcess.adminKey).text
+            return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        // (A snapshot's file is renamed into place just before the loop hears it is done: the
+        // two agree within moments.)
+        func newestSnapshotSize() throws -> Int {
+            let newest = try FileManager.default.contentsOfDirectory(atPath: snapshotsDirectory).filter { $0.hasSuffix(".snap") }.sorted().last!
+            return try FileManager.default.attributesOfItem(atPath: snapshotsDirectory + "/" + newest)[.size] as! Int
+        }
+        for _ in 0..<100 where try metric("headcount_snapshot_last_bytes") != Double(try newestSnapshotSize()) { usleep(50_000) }
+        XCTAssertGreaterThanOrEqual(try metric("headcount_snapshots_written") ?? 0, 1)
+        XCTAssertEqual(try metric("headcount_snapshot_last_bytes"), Double(try newestSnapshotSize()), "the last snapshot's size")
+        XCTAssertGreaterThan(try metric("headcount_snapshot_last_seconds") ?? 0, 0)
         // More events after the snapshot, then the crash: they come back from the WAL's tail.
         let tail = try server.client().request("POST", "/v1/feed", key: ServerProcess.feedKey, contentType: "application/x-ndjson",
                                                body: laterEvents.map(TestFeeds.ndjsonLine).joined(separator: "\n"))
