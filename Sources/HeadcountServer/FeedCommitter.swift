@@ -46,7 +46,7 @@ final class FeedCommitter {
         let wal: WriteAheadLog
         let snapshots: SnapshotStore
         var failure: String?
-        /// How long the flush's fsync took (0: none), for `/metrics`.
+        /// How long the flush took to be durable, write and fsync (0: not synced), for `/metrics`.
         var syncNanoseconds: UInt64 = 0
         /// A snapshot job's time to encode and write, and its file's size.
         var snapshotNanoseconds: UInt64 = 0
@@ -71,9 +71,11 @@ final class FeedCommitter {
             do {
                 switch kind {
                 case .flush(let bytes, let first, let last, let sync):
+                    // Timed from the write: a segment written through is durable when the
+                    // write returns, and its sync has nothing left to do.
+                    let started = sync ? DispatchTime.now().uptimeNanoseconds : 0
                     try wal.append(bytes, firstSequence: first, lastSequence: last)
                     if sync {
-                        let started = DispatchTime.now().uptimeNanoseconds
                         try wal.sync()
                         syncNanoseconds = DispatchTime.now().uptimeNanoseconds &- started
                     }

@@ -178,7 +178,8 @@ public final class HeadcountServer {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             wal = try WriteAheadLog(directory: configuration.dataDirectory + "/wal",
                                     segmentBytesMax: configuration.walSegmentBytesMax,
-                                    preallocation: configuration.isWALPreallocated ? .background : .off)
+                                    preallocation: configuration.isWALPreallocated ? .background : .off,
+                                    writesThrough: configuration.isFsyncEnabled && configuration.isWALWriteThrough)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots",
                                           syncEveryBytes: configuration.snapshotSyncBytes)
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")

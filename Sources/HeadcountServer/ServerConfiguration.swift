@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     /// synced ahead of time in the background, so that a group commit's sync flushes data
     /// only. Costs one more segment of disk (the prepared next one) and the zero-fill writes.
     public var isWALPreallocated = true
+    /// With `isFsyncEnabled`, write the preallocated segments through to the disk
+    /// (`O_DIRECT | O_DSYNC`: each group commit one `pwrite`, no `fdatasync`) where the file
+    /// system allows it (`WriteAheadLog.writesThrough`).
+    public var isWALWriteThrough = true
     /// Write an engine snapshot (and drop covered WAL segments) after this many events.
     public var snapshotEveryEvents = 1_000_000
     /// A snapshot file is synced after every this many bytes (`SnapshotStore.syncEveryBytes`).

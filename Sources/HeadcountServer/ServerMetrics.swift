@@ -23,6 +23,7 @@ final class ServerMetrics {
     private let connections: Gauge
     private let walFlushes: Gauge
     private let walBytes: Gauge
+    private let walWriteThrough: Gauge
     private let snapshotsWritten: Gauge
     private let lastSnapshotSeconds: Gauge
     private let lastSnapshotBytes: Gauge
@@ -52,6 +53,7 @@ final class ServerMetrics {
         connections = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_http_connections", "Open HTTP connections"))
         walFlushes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_flushes", "WAL group commits (write + fsync) since start"))
         walBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_bytes_written", "WAL bytes written since start"))
+        walWriteThrough = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_wal_write_through", "1 while the current WAL segment is written through to the disk (O_DIRECT | O_DSYNC, no fdatasync), else 0"))
         snapshotsWritten = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshots_written", "Snapshots written since start"))
         lastSnapshotSeconds = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshot_last_seconds", "The last snapshot's time to encode and write, in seconds (0: none since start)"))
         lastSnapshotBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshot_last_bytes", "The last snapshot file's size, in bytes (0: none since start)"))
@@ -61,7 +63,7 @@ final class ServerMetrics {
             name: "headcount_wal_sync_seconds",
             buckets: [.microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
                       .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)],
-            help: "Time each WAL fsync took (every acknowledgement waits for one): the disk's share of feed latency")
+            help: "Time each durable WAL flush took, write and fsync (or one write-through write): every acknowledgement waits for one; the disk's share of feed latency")
     }
 
     func recordWALSync(nanoseconds: UInt64) { walSyncs.record(.nanoseconds(Int64(nanoseconds))) }
@@ -102,6 +104,7 @@ final class ServerMetrics {
         if let committer = server.committer {
             walFlushes.set(Double(committer.flushCount))
             walBytes.set(Double(committer.bytesFlushed))
+            if let wal = server.wal { walWriteThrough.set(wal.isWritingThrough ? 1.0 : 0.0) }
             snapshotsWritten.set(Double(committer.snapshotCount))
             lastSnapshotSeconds.set(committer.lastSnapshotSeconds)
             lastSnapshotBytes.set(Double(committer.lastSnapshotBytes))

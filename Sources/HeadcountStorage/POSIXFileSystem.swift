@@ -52,6 +52,21 @@ public final class POSIXFileSystem: StorageFileSystem, @unchecked Sendable {
         try POSIXFile(path: path, flags: O_RDWR | O_CLOEXEC)
     }
 
+    /// With `writesThrough`, a second descriptor on the file opened `O_DIRECT | O_DSYNC`
+    /// takes each write that lies within the file's size at open (room preallocated) and
+    /// fits `WriteThrough.maximumBytes`: the 4 KiB blocks it touches are written whole, from
+    /// an aligned buffer holding the last partial block, in one `pwrite` that returns once
+    /// the device has them (no page cache, no `fdatasync` after; on this machine's ext4 on
+    /// virtio, about 10–30 µs less per durable write than `pwrite` + `fdatasync`,
+    /// `tools/syncbench.c`). Any other write goes through the page cache and the next
+    /// `sync()` fsyncs as usual. Where `O_DIRECT` is refused (tmpfs, some network file
+    /// systems, a platform without it), every write does.
+    public func openFile(_ path: String, writesThrough: Bool) throws -> StorageFile {
+        let file = try POSIXFile(path: path, flags: O_RDWR | O_CLOEXEC)
+        if writesThrough { try file.openWriteThrough() }
+        return file
+    }
+
     public func createFile(_ path: String, exclusive: Bool) throws -> StorageFile {
         let flags = O_RDWR | O_CLOEXEC | O_CREAT | (exclusive ? O_EXCL : O_TRUNC)
         return try POSIXFile(path: path, flags: flags)
@@ -110,10 +125,51 @@ private func openRetrying(_ path: String, _ flags: Int32, operation: String) thr
     }
 }
 
+/// `O_DIRECT`, which Glibc's Swift overlay does not export (it is a `_GNU_SOURCE` name).
+#if os(Linux) && arch(x86_64)
+private let openDirect: Int32 = 0o40000
+#elseif os(Linux) && (arch(arm64) || arch(arm))
+private let openDirect: Int32 = 0o200000
+#else
+private let openDirect: Int32 = 0 // none: writes never go through
+#endif
+
+/// The write-through side of a `POSIXFile` (`POSIXFileSystem.openFile(_:writesThrough:)`).
+private struct WriteThrough {
+    /// Block size and alignment of every direct write: 4 KiB covers 512-byte and 4 KiB
+    /// logical blocks alike.
+    static let blockBytes = 4096
+    /// Writes spanning more blocks than this go through the page cache instead (the buffer
+    /// never grows past it).
+    static let maximumBytes = 4 << 20
+
+    let descriptor: Int32
+    /// Direct writes stay below this: the file's size at open, lowered by truncations, so
+    /// that a direct write never extends the file (that would be a metadata change to sync).
+    var limit: Int
+    var buffer: UnsafeMutableRawPointer
+    var capacity: Int
+    /// The file offset of `buffer`'s first byte when it holds the last block written
+    /// (written bytes, then the zeros the write put after them); -1 when it holds nothing.
+    var tailBlock = -1
+
+    /// Frees the buffer and closes the descriptor.
+    func release() {
+        free(buffer)
+        _ = systemClose(descriptor)
+    }
+}
+
 /// An open file descriptor.
 final class POSIXFile: StorageFile {
     let path: String
     private var descriptor: Int32
+    private var through: WriteThrough?
+    /// Something since the last `sync()` is not on the disk yet: a write through the page
+    /// cache, or a truncation (the size is metadata: only `fdatasync` commits it).
+    private var needsSync = false
+    /// `fdatasync` calls made by `sync()` (for tests: which syncs a file written through skips).
+    private(set) var fdatasyncCalls = 0
 
     init(path: String, flags: Int32) throws {
         self.path = path
@@ -122,6 +178,94 @@ final class POSIXFile: StorageFile {
 
     deinit {
         if descriptor >= 0 { _ = systemClose(descriptor) }
+        through?.release()
+    }
+
+    var writesThrough: Bool { through != nil }
+
+    /// Opens the write-through descriptor; leaves the file writing through the page cache
+    /// where `O_DIRECT` is refused.
+    func openWriteThrough() throws {
+        guard openDirect != 0, through == nil else { return }
+        let size = try self.size()
+        let direct = open(path, O_RDWR | O_CLOEXEC | O_DSYNC | openDirect)
+        guard direct >= 0 else { return } // EINVAL: this file system cannot; the cache it is
+        var buffer: UnsafeMutableRawPointer?
+        guard posix_memalign(&buffer, WriteThrough.blockBytes, WriteThrough.blockBytes * 16) == 0, let buffer else {
+            _ = systemClose(direct)
+            return
+        }
+        through = WriteThrough(descriptor: direct, limit: size, buffer: buffer, capacity: WriteThrough.blockBytes * 16)
+    }
+
+    /// Writes `bytes` at `offset` through to the device if it can: false (nothing written)
+    /// if the write is not one it takes. Throws a write's error.
+    private func writeThrough(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws -> Bool {
+        guard var state = through, let source = bytes.baseAddress, offset >= 0 else { return false }
+        let block = WriteThrough.blockBytes
+        let first = offset & ~(block - 1)
+        let end = offset + bytes.count
+        let alignedEnd = (end + block - 1) & ~(block - 1)
+        let span = alignedEnd - first
+        guard alignedEnd <= state.limit, span <= WriteThrough.maximumBytes else { return false }
+        if span > state.capacity {
+            var capacity = state.capacity
+            while capacity < span { capacity *= 2 }
+            var grown: UnsafeMutableRawPointer?
+            guard posix_memalign(&grown, block, capacity) == 0, let grown else { return false }
+            if state.tailBlock >= 0 { memcpy(grown, state.buffer, block) }
+            free(state.buffer)
+            state.buffer = grown
+            state.capacity = capacity
+            through = state
+        }
+        if offset > first && state.tailBlock != first {
+            // The block's bytes before `offset` are not the ones last written: read them.
+            try readDirect(into: state, block: first)
+        }
+        memcpy(state.buffer + (offset - first), source, bytes.count)
+        memset(state.buffer + (end - first), 0, alignedEnd - end)
+        state.tailBlock = -1
+        through = state
+        var done = 0
+        while done < span {
+            let written = pwrite(state.descriptor, state.buffer + done, span - done, off_t(first + done))
+            if written < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                if error == EINVAL && done == 0 {
+                    // This device wants another alignment after all: the page cache from now on.
+                    state.release()
+                    through = nil
+                    return false
+                }
+                throw StorageError(operation: "pwrite (O_DIRECT | O_DSYNC)", path: path, errno: error)
+            }
+            if written == 0 { throw StorageError(operation: "pwrite (O_DIRECT | O_DSYNC)", path: path, errno: EIO) }
+            done += written
+        }
+        // Keep the last, partial block for the next write.
+        let lastBlock = end & ~(block - 1)
+        if lastBlock < end {
+            if lastBlock > first { memmove(state.buffer, state.buffer + (lastBlock - first), block) }
+            state.tailBlock = lastBlock
+        }
+        through = state
+        return true
+    }
+
+    private func readDirect(into state: WriteThrough, block offset: Int) throws {
+        var done = 0
+        while done < WriteThrough.blockBytes {
+            let got = pread(state.descriptor, state.buffer + done, WriteThrough.blockBytes - done, off_t(offset + done))
+            if got < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                throw StorageError(operation: "pread (O_DIRECT)", path: path, errno: error)
+            }
+            if got == 0 { throw StorageError(operation: "pread (O_DIRECT)", path: path, errno: EIO) }
+            done += got
+        }
     }
 
     private func checkOpen(_ operation: String) throws {
@@ -137,7 +281,13 @@ final class POSIXFile: StorageFile {
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         try checkOpen("pwrite")
+        if try writeThrough(bytes, at: offset) { return }
         guard var next = bytes.baseAddress else { return }
+        needsSync = true
+        if through != nil {
+            // The cached block may no longer be what the file holds there.
+            through!.tailBlock = -1
+        }
         var remaining = bytes.count
         var position = offset
         while remaining > 0 {
@@ -184,6 +334,11 @@ final class POSIXFile: StorageFile {
 
     func truncate(to length: Int) throws {
         try checkOpen("ftruncate")
+        if through != nil {
+            through!.tailBlock = -1
+            through!.limit = min(through!.limit, length)
+        }
+        needsSync = true
         while ftruncate(descriptor, off_t(length)) != 0 {
             let error = errno
             if error != EINTR { throw StorageError(operation: "ftruncate", path: path, errno: error) }
@@ -192,14 +347,20 @@ final class POSIXFile: StorageFile {
 
     func sync() throws {
         try checkOpen("fdatasync")
+        // Everything since the last sync went through: nothing is left to flush.
+        if through != nil && !needsSync { return }
+        fdatasyncCalls += 1
         while fdatasync(descriptor) != 0 {
             let error = errno
             if error != EINTR { throw StorageError(operation: "fdatasync", path: path, errno: error) }
         }
+        needsSync = false
     }
 
     func close() throws {
         try checkOpen("close")
+        through?.release()
+        through = nil
         let result = systemClose(descriptor)
         let error = errno
         descriptor = -1

@@ -18,6 +18,15 @@ public protocol StorageFileSystem: AnyObject {
     func listDirectory(_ path: String) throws -> [String]
     /// Opens an existing file for reading and writing (appends, or writes at an offset).
     func openFile(_ path: String) throws -> StorageFile
+    /// `openFile`, asking with `writesThrough` that each `write(_:at:)` be durable when it
+    /// returns, where the implementation can do that more cheaply than a write and a `sync`
+    /// (`POSIXFileSystem`: `O_DIRECT | O_DSYNC`, see there). `sync()` must still be called
+    /// for durability; it is free when every write since the last one went through.
+    ///
+    /// Only for files written in order into room of zeros: a write may also rewrite the
+    /// zeros after its last byte up to the next 4 KiB boundary. The WAL's preallocated
+    /// segments are such files. The default ignores the request (`openFile(path)`).
+    func openFile(_ path: String, writesThrough: Bool) throws -> StorageFile
     /// Creates a new empty file (failing with EEXIST if `exclusive` and it exists, otherwise
     /// truncating an existing one) and opens it for reading and writing.
     func createFile(_ path: String, exclusive: Bool) throws -> StorageFile
@@ -55,9 +64,20 @@ public protocol StorageFile: AnyObject {
     func sync() throws
     /// Closes the file; later calls throw. Called by `deinit` if forgotten.
     func close() throws
+    /// Whether writes can go through to the disk when they return (see
+    /// `StorageFileSystem.openFile(_:writesThrough:)`); false by default.
+    var writesThrough: Bool { get }
+}
+
+extension StorageFileSystem {
+    public func openFile(_ path: String, writesThrough: Bool) throws -> StorageFile {
+        try openFile(path)
+    }
 }
 
 extension StorageFile {
+    public var writesThrough: Bool { false }
+
     /// Appends all of `bytes` (see `append(_: UnsafeRawBufferPointer)`).
     public func append(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append($0) }

@@ -136,6 +136,10 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// preallocated segment has this size from the start.
     public let segmentBytesMax: Int
     public let preallocation: Preallocation
+    /// Segments are opened with `StorageFileSystem.openFile(_:writesThrough:)`: with
+    /// `POSIXFileSystem`, appends into a preallocated segment's room go straight to the disk
+    /// (`O_DIRECT | O_DSYNC`) and `sync` has nothing left to do for them.
+    public let writesThrough: Bool
     private let fileSystem: StorageFileSystem
     private let preparer: SegmentPreparer?
 
@@ -148,6 +152,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     private let lock = NSLock()
     private var segments: [Segment] = []
     private var bytesWrittenTotal = 0
+    private var isCurrentWritingThrough = false
 
     // Touched only by `recover`, then by the worker thread (`append`, `sync`).
     private var current: StorageFile?
@@ -171,13 +176,17 @@ public final class WriteAheadLog: @unchecked Sendable {
     ///     of disk from the start, plus one more for the prepared next one.
     ///   - preparationChunkBytes: the zero-fill writes and syncs this much at a time, so that
     ///     the log's own syncs never queue behind a whole segment of zeros.
+    ///   - writesThrough: see `writesThrough`; pays only with preallocation (a plain segment
+    ///     grows, and growing writes go through the page cache).
     public init(directory: String, segmentBytesMax: Int = 64 << 20, preallocation: Preallocation = .off,
-                preparationChunkBytes: Int = 1 << 20, fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
+                preparationChunkBytes: Int = 1 << 20, writesThrough: Bool = false,
+                fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
         precondition(segmentBytesMax > 0, "segmentBytesMax must be positive")
         precondition(preparationChunkBytes > 0, "preparationChunkBytes must be positive")
         self.directory = directory
         self.segmentBytesMax = segmentBytesMax
         self.preallocation = preallocation
+        self.writesThrough = writesThrough
         self.fileSystem = fileSystem
         preparer = preallocation == .off ? nil : SegmentPreparer(
             fileSystem: fileSystem, directory: directory, path: joinPath(directory, Self.preparedSegmentName),
@@ -194,6 +203,10 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     /// Bytes appended by this instance.
     public var bytesWritten: Int { lock.lock(); defer { lock.unlock() }; return bytesWrittenTotal }
+
+    /// Whether the current segment's appends go through to the disk (`writesThrough` asked
+    /// for, the segment preallocated, and the file system allowing it).
+    public var isWritingThrough: Bool { lock.lock(); defer { lock.unlock() }; return isCurrentWritingThrough }
 
     /// Segment files in the log now.
     public var segmentCount: Int { lock.lock(); defer { lock.unlock() }; return segments.count }
@@ -320,9 +333,12 @@ public final class WriteAheadLog: @unchecked Sendable {
         }
 
         if let last = found.last {
-            let file = try fileSystem.openFile(joinPath(directory, last.name))
+            let file = try fileSystem.openFile(joinPath(directory, last.name), writesThrough: writesThrough)
             current = file
             currentFileSize = try file.size()
+            lock.lock()
+            isCurrentWritingThrough = file.writesThrough
+            lock.unlock()
             // The last segment read, or (if that one was removed) the whole one before it.
             currentSize = lastEnd ?? currentFileSize
         }
@@ -565,7 +581,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 throw error
             }
             do {
-                file = try fileSystem.openFile(path)
+                file = try fileSystem.openFile(path, writesThrough: writesThrough)
                 currentFileSize = try file.size()
             } catch {
                 // The segment exists now but cannot be used: a restart removes it (all zeros).
@@ -582,6 +598,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         directoryNeedsSync = true
         lock.lock()
         segments.append(Segment(firstSequence: firstSequence, name: name))
+        isCurrentWritingThrough = file.writesThrough
         lock.unlock()
         isPreparationRequested = false
         requestPreparationIfDue()

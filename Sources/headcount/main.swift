@@ -55,6 +55,8 @@ struct Serve: ParsableCommand {
     var groupCommitGatherMicroseconds = 500
     @Option(help: "Preallocate WAL segments (zero-filled and synced ahead of time, so each fsync flushes data only; one more segment of disk).")
     var walPreallocate: Switch = .on
+    @Option(help: "With --fsync on, write preallocated WAL segments through to the disk (O_DIRECT | O_DSYNC: each group commit is one write, no fdatasync) where the file system allows it.")
+    var walWriteThrough: Switch = .on
     @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
     var walLoopSyncBytes = 4096
     @Option(help: "The loop thread's scheduler time slice, in microseconds (Linux 6.12+: a shorter slice runs it sooner when it waits for a core, at the same CPU share; 0: the kernel's default).")
@@ -140,6 +142,7 @@ struct Serve: ParsableCommand {
         configuration.intakeThreadQueryQuietMilliseconds = intakeThreadQueryQuietMilliseconds
         configuration.intakeThreadSliceMicroseconds = intakeThreadSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
+        configuration.isWALWriteThrough = walWriteThrough == .on
         configuration.retainsFreedMemory = retainFreedMemory == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info

@@ -1,5 +1,6 @@
 import HeadcountCore
 @testable import HeadcountStorage
+import HeadcountTestSupport
 import XCTest
 
 /// Segments created at full size, zero-filled and synced ahead of time, written in place:
@@ -286,11 +287,21 @@ final class PreallocatedSegmentTests: XCTestCase {
     }
 
     func testPOSIXBackgroundPreparation() throws {
+        try posixBackgroundPreparation(writesThrough: false)
+    }
+
+    /// The same, each prepared segment written through (`O_DIRECT | O_DSYNC` on a file system
+    /// that takes it): the same records in the same files.
+    func testPOSIXBackgroundPreparationWritingThrough() throws {
+        try posixBackgroundPreparation(writesThrough: true)
+    }
+
+    private func posixBackgroundPreparation(writesThrough: Bool) throws {
         let directory = try makeTemporaryDirectory(self) + "/wal"
         let fileSystem = POSIXFileSystem()
         func open(after: UInt64 = 0) throws -> (WriteAheadLog, [WALRecord], RecoveryReport) {
             let wal = try WriteAheadLog(directory: directory, segmentBytesMax: 16 << 10, preallocation: .background,
-                                        preparationChunkBytes: 4 << 10, fileSystem: fileSystem)
+                                        preparationChunkBytes: 4 << 10, writesThrough: writesThrough, fileSystem: fileSystem)
             var records: [WALRecord] = []
             let report = try wal.recover(after: after) { records.append($0) }
             return (wal, records, report)
@@ -312,6 +323,8 @@ final class PreallocatedSegmentTests: XCTestCase {
         try wal.append(encodedBatch(next...next), firstSequence: next, lastSequence: next)
         try wal.sync()
         next += 1
+        // A prepared segment is current now: written through if asked for and possible.
+        XCTAssertEqual(wal.isWritingThrough, writesThrough && isDirectIOFileSystem(directory))
         // One log per directory at a time: let this one's thread finish the next segment.
         XCTAssertTrue(try wal.prepareNextSegment())
         let names = try fileSystem.listDirectory(directory).filter { $0.hasSuffix(".log") }.sorted()
@@ -324,6 +337,8 @@ final class PreallocatedSegmentTests: XCTestCase {
         let (reopened, records, report) = try open()
         XCTAssertEqual(records, (1...(next - 1)).map(makeRecord))
         XCTAssertNil(report.tornTail)
+        // The recovered last segment, preallocated, is written through as well.
+        XCTAssertEqual(reopened.isWritingThrough, writesThrough && isDirectIOFileSystem(directory))
         try reopened.append(encodedBatch(next...next), firstSequence: next, lastSequence: next)
         try reopened.sync()
         XCTAssertGreaterThan(try reopened.removeSegments(through: next / 2), 0)
