@@ -301,7 +301,7 @@ for round in $(seq 1 "$ROUNDS"); do
     a_hc=$(j '.feed.eventsPerSecondAccepted' "a-hc-$round")
     A_HC+=("$a_hc"); A_R+=("$redis_p1"); A_RATIO+=("$(ratio "$a_hc" "$redis_p1")")
     say "  (a) 1 event/request, C=$CONNS: headcount $(fmt "$a_hc") req/s (ack p99 $(j '.feed.ackLatencyMs.p99' "a-hc-$round"), max $(j '.feed.ackLatencyMs.max' "a-hc-$round") ms) | redis HINCRBY -P 1 $(fmt "$redis_p1") req/s (p99 $(redis_p99 "a-redis-$round") ms) | ratio $(ratio "$a_hc" "$redis_p1") (target ≥ 1.5)"
-    say "      headcount's WAL fsync took $a_fsync_ms ms on average in its phase; the host took $(awk -v j="$a_steal_hc" 'BEGIN { printf "%.2f", j / 100 }') / $(awk -v j="$a_steal_r" 'BEGIN { printf "%.2f", j / 100 }') s of CPU (steal) during Headcount's / Redis's phase"
+    say "      headcount's durable WAL writes (headcount_wal_sync_seconds: write + fsync, or one write-through write) took $a_fsync_ms ms on average in its phase; the host took $(awk -v j="$a_steal_hc" 'BEGIN { printf "%.2f", j / 100 }') / $(awk -v j="$a_steal_r" 'BEGIN { printf "%.2f", j / 100 }') s of CPU (steal) during Headcount's / Redis's phase"
     say "      CPU per request, µs: headcount $(us_pair "$a_cpu_hc") (and its snapshot thread $a_snap s in the phase), headcount-loadgen $(us_pair "$a_cpu_lg") | redis-server $(us_pair "$a_cpu_r"), redis-benchmark $(us_pair "$a_cpu_rb")"
 
     # (b) batched
