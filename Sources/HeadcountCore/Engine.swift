@@ -463,6 +463,8 @@ public final class Engine {
 
     /// Chunks whose records are spilled, over all events.
     public var spilledChunkCount: Int { ledgers.values.reduce(0) { $0 + $1.deltas.spilledChunkCount } }
+    /// The same, each chunk looked at (for tests of the kept count).
+    var spilledChunksCounted: Int { ledgers.values.reduce(0) { $0 + $1.deltas.spilledChunksCounted } }
 
     // MARK: - Figures for metrics and benchmarks
 

@@ -15,8 +15,26 @@ public protocol SpillStore: AnyObject {
     func store(_ bytes: UnsafeRawBufferPointer) -> UInt64?
     /// The bytes stored under `token`.
     func load(_ token: UInt64, byteCount: Int) -> [UInt8]
+    /// Calls `body` with the bytes stored under `token`, in memory aligned to
+    /// `SpillStoreAlignment` that is valid only during the call: for a query that reads a
+    /// spilled chunk and lets it go, without an array of its size per call.
+    func withLoaded<Result>(_ token: UInt64, byteCount: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result
     /// The bytes under `token` are no longer needed.
     func discard(_ token: UInt64, byteCount: Int)
+}
+
+/// The alignment of the bytes `SpillStore.withLoaded` lends: enough for any record stored.
+public let SpillStoreAlignment = 16
+
+extension SpillStore {
+    /// `load`, copied into aligned memory for the call.
+    public func withLoaded<Result>(_ token: UInt64, byteCount: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        let bytes = load(token, byteCount: byteCount)
+        return withUnsafeTemporaryAllocation(byteCount: max(1, byteCount), alignment: SpillStoreAlignment) { buffer in
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            return body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<byteCount]))
+        }
+    }
 }
 
 /// A spill store in memory, for tests: it counts what it holds.

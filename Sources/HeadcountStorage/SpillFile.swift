@@ -18,6 +18,17 @@ public final class SpillFile: SpillStore {
     public private(set) var sizeBytes: Int = 0
     public private(set) var garbageBytes: Int = 0
     public private(set) var writeFailures = 0
+    /// `withLoaded`'s buffer, reused from call to call (grown to the largest blob asked for),
+    /// and the lock that lends it to one caller at a time: a second thread at the same
+    /// moment (a snapshot encoding spilled pages while the loop answers a query) gets a
+    /// buffer of its own rather than waiting.
+    private var scratch: UnsafeMutableRawPointer?
+    private var scratchBytes = 0
+    private let scratchLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
 
     public init(directory: String) throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
@@ -28,7 +39,12 @@ public final class SpillFile: SpillStore {
         if descriptor < 0 { throw StorageError(operation: "open", path: path, errno: errno) }
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        close(descriptor)
+        scratch?.deallocate()
+        pthread_mutex_destroy(scratchLock)
+        scratchLock.deallocate()
+    }
 
     public func store(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         let offset = sizeBytes
@@ -47,12 +63,35 @@ public final class SpillFile: SpillStore {
     }
 
     public func load(_ token: UInt64, byteCount: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: byteCount)
+        guard byteCount > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+            read(token, byteCount: byteCount, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            initialized = byteCount
+        }
+    }
+
+    public func withLoaded<Result>(_ token: UInt64, byteCount: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        guard byteCount > 0 else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        guard pthread_mutex_trylock(scratchLock) == 0 else {
+            let own = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: SpillStoreAlignment)
+            defer { own.deallocate() }
+            read(token, byteCount: byteCount, into: own)
+            return body(UnsafeRawBufferPointer(start: own, count: byteCount))
+        }
+        defer { pthread_mutex_unlock(scratchLock) }
+        if scratchBytes < byteCount {
+            scratch?.deallocate()
+            scratchBytes = max(byteCount, scratchBytes * 2)
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: SpillStoreAlignment)
+        }
+        read(token, byteCount: byteCount, into: scratch!)
+        return body(UnsafeRawBufferPointer(start: scratch!, count: byteCount))
+    }
+
+    private func read(_ token: UInt64, byteCount: Int, into destination: UnsafeMutableRawPointer) {
         var done = 0
         while done < byteCount {
-            let result = bytes.withUnsafeMutableBytes {
-                pread(descriptor, $0.baseAddress! + done, byteCount - done, off_t(Int(token) + done))
-            }
+            let result = pread(descriptor, destination + done, byteCount - done, off_t(Int(token) + done))
             if result < 0 && errno == EINTR { continue }
             guard result > 0 else {
                 let reason = result < 0 ? String(cString: strerror(errno)) : "unexpected end of file"
@@ -60,7 +99,6 @@ public final class SpillFile: SpillStore {
             }
             done += result
         }
-        return bytes
     }
 
     public func discard(_ token: UInt64, byteCount: Int) {

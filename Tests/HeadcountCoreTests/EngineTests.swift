@@ -173,6 +173,7 @@ final class EngineTests: XCTestCase {
             if step % 50 == 0 {
                 engine.spillIfOverBudget()
                 maximumSpilled = max(maximumSpilled, engine.spilledChunkCount)
+                XCTAssertEqual(engine.spilledChunkCount, engine.spilledChunksCounted, "the kept count of spilled chunks")
                 maximumSpilledPages = max(maximumSpilledPages, engine.spilledHistoryPageCount)
                 XCTAssertLessThanOrEqual(engine.residentHistoryBytes, spilling.historyMemoryBytesMax + 32 * 32,
                                          "resident history stays within the budget (plus the page that takes appends)")
