@@ -16,6 +16,23 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         var all: Set<Int> { lock.lock(); defer { lock.unlock() }; return acknowledged }
     }
 
+    /// Four producers send `batches` concurrently; the server is SIGKILLed once a third of
+    /// them are acknowledged. Returns the indices of the acknowledged batches.
+    static func killMidStream(_ server: ServerProcess, feeding batches: [[FeedEvent]]) -> Set<Int> {
+        let outcomes = Outcomes()
+        let producers = E2E.startProducers(batches, port: server.port, timeoutSeconds: 10) { batch, response in
+            guard response?.status == 200 else { return false }
+            outcomes.acknowledge(batch)
+            return true
+        }
+        while outcomes.all.count < batches.count / 3 { usleep(1_000) }
+        server.kill()
+        while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
+        let acknowledged = outcomes.all
+        XCTAssertLessThan(acknowledged.count, batches.count, "the kill must interrupt the feed for this test to mean anything")
+        return acknowledged
+    }
+
     /// A gauge or counter from the server's /metrics (nil if absent).
     static func metric(_ name: String, of server: ServerProcess) throws -> Double? {
         let text = try server.client().request("GET", "/metrics", key: ServerProcess.adminKey).text
@@ -55,17 +72,7 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         XCTAssertEqual(try Self.metric("headcount_wal_write_through", of: server), 1, "the WAL writes through on this file system")
 
         let batches = events[sent...].map { [$0] }
-        let outcomes = Outcomes()
-        let producers = E2E.startProducers(batches, port: server.port, timeoutSeconds: 10) { batch, response in
-            guard response?.status == 200 else { return false }
-            outcomes.acknowledge(batch)
-            return true
-        }
-        while outcomes.all.count < batches.count / 3 { usleep(1_000) }
-        server.kill()
-        while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
-        let acknowledged = outcomes.all
-        XCTAssertLessThan(acknowledged.count, batches.count, "the kill must interrupt the feed for this test to mean anything")
+        let acknowledged = Self.killMidStream(server, feeding: batches)
 
         try server.start()
         let restarted = try server.client()
@@ -108,19 +115,7 @@ final class CrashRecoveryEndToEndTests: XCTestCase {
         defer { server.terminate(); server.removeData() }
         try server.start()
 
-        // Four producers send batches concurrently; the test kills the server mid-stream.
-        let outcomes = Outcomes()
-        let port = server.port
-        let producers = E2E.startProducers(batches, port: port, timeoutSeconds: 10) { batch, response in
-            guard response?.status == 200 else { return false }
-            outcomes.acknowledge(batch)
-            return true
-        }
-        while outcomes.all.count < batches.count / 3 { usleep(1_000) }
-        server.kill()
-        while producers.contains(where: { !$0.isFinished }) { usleep(1_000) }
-        let acknowledged = outcomes.all
-        XCTAssertLessThan(acknowledged.count, batches.count, "the kill must interrupt the feed for this test to mean anything")
+        let acknowledged = Self.killMidStream(server, feeding: batches)
 
         try server.start()
         let client = try server.client()
