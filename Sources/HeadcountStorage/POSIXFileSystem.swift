@@ -189,7 +189,7 @@ final class POSIXFile: StorageFile {
         guard openDirect != 0, through == nil else { return }
         let size = try self.size()
         let direct = open(path, O_RDWR | O_CLOEXEC | O_DSYNC | openDirect)
-        guard direct >= 0 else { return } // EINVAL: this file system cannot; the cache it is
+        guard direct >= 0 else { return } // EINVAL: this file system takes no O_DIRECT; keep the page cache
         var buffer: UnsafeMutableRawPointer?
         guard posix_memalign(&buffer, WriteThrough.blockBytes, WriteThrough.blockBytes * 16) == 0, let buffer else {
             _ = systemClose(direct)
