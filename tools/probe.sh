@@ -142,6 +142,7 @@ snapshot)
     start_server
     pid=$HC_PID
     rss0=$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")
+    turns >"$TMP/t0"
     lg --flat-out --loop --batch 1 --connections 8 --threads 1 --events 8 --tickets 5000 --duration 12 --probe-rate 0 >"$TMP/a.json" &
     lgpid=$!
     taken="" written="" cpu="n/a"
@@ -157,11 +158,13 @@ snapshot)
         sleep 0.2
     done
     wait "$lgpid" || true
+    turns >"$TMP/t1"
     hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$pid/status")
     echo "state $(j '.feed.accepted' "$TMP/f.json") events in the WAL alone, recovered: $(grep -ao 'seconds=[0-9.]*' "$TMP/server.err" | head -1)"
     echo "  the first snapshot of it all: $(awk -v a="${taken:-0}" -v b="${written:-0}" 'BEGIN { printf "%.1f", b - a }') s from taken to written (±0.2 s), snapshot thread $cpu; file $(du -m "$TMP/data/snapshots" | cut -f1) MiB"
     echo "  memory: RSS $rss0 MiB after recovery, peak $hwm MiB"
     echo "  meanwhile one event per request (8 connections): $(j '.feed.requestsPerSecond | floor' "$TMP/a.json") requests/s, ack p99 $(j '.feed.ackLatencyMs.p99' "$TMP/a.json") max $(j '.feed.ackLatencyMs.max' "$TMP/a.json") ms"
+    echo "  loop turns by length (s), from the restart to the snapshot's end: $(turns_between "$TMP/t0" "$TMP/t1")"
     ;;
 *) echo "probe: unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac

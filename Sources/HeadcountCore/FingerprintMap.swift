@@ -315,4 +315,19 @@ struct FingerprintMap<Value> {
             }
         }
     }
+
+    /// Every entry, in `forEach`'s order, each shard's storage let go of as soon as it has
+    /// been visited; the map is empty afterwards. For a copy-on-write copy being encoded on
+    /// another thread (a snapshot's): a shard it has let go of is the owner's alone again, so
+    /// the owner's next insert there changes it in place instead of copying it first.
+    mutating func drain(_ body: (Hash128, Value) -> Void) {
+        for index in shards.indices {
+            let slots = shards[index].slots
+            shards[index].slots = []
+            for slot in slots where slot.low != 0 || slot.high != 0 {
+                body(Hash128(low: slot.low, high: slot.high), slot.value)
+            }
+        }
+        self = FingerprintMap(capacity: 0, emptyValue: emptyValue)
+    }
 }

@@ -52,9 +52,10 @@ final class FeedCommitter {
         var snapshotNanoseconds: UInt64 = 0
         var snapshotBytes = 0
         weak var committer: FeedCommitter?
-        /// A snapshot job's copy-on-write source. Released on the pool thread once written:
-        /// the last reference to pages and shards the loop has since replaced frees them, and
-        /// freeing tens of thousands of small buffers is milliseconds the loop need not spend.
+        /// A snapshot job's copy-on-write source. Let go of on the snapshot thread, piece by
+        /// piece as it is encoded (`EngineSnapshotSource.encodeReleasing`): the last reference
+        /// to pages and shards the loop has since replaced frees them there, and freeing tens
+        /// of thousands of small buffers is milliseconds the loop need not spend.
         var snapshotSource: EngineSnapshotSource?
 
         init(kind: JobKind, wal: WriteAheadLog, snapshots: SnapshotStore, committer: FeedCommitter) {
@@ -82,15 +83,18 @@ final class FeedCommitter {
                 case .trim:
                     try FeedCommitter.trimWAL(wal, keepingFallbackOf: snapshots)
                 case .snapshot:
-                    guard let source = snapshotSource else { return }
-                    defer { snapshotSource = nil }
+                    // Moved out of the job, so that encoding holds the only references to
+                    // the source's pieces and can let go of each once it is encoded.
+                    guard var source = snapshotSource else { return }
+                    snapshotSource = nil
                     // Encoding runs here, off the loop (on the idle-class snapshot thread):
-                    // the source is an immutable copy. Encoded straight into the file, a
+                    // the source is a copy-on-write copy. Encoded straight into the file, a
                     // write-sized piece at a time: never the whole payload in memory.
                     let pieceBytes = snapshots.producedPieceBytes
                     let started = DispatchTime.now().uptimeNanoseconds
-                    snapshotBytes = try snapshots.write(sequence: source.lastAppliedSequence) { emit in
-                        source.encode(pieceBytes: pieceBytes, into: emit)
+                    let sequence = source.lastAppliedSequence
+                    snapshotBytes = try snapshots.write(sequence: sequence) { emit in
+                        source.encodeReleasing(pieceBytes: pieceBytes, into: emit)
                     }
                     snapshotNanoseconds = DispatchTime.now().uptimeNanoseconds &- started
                 }

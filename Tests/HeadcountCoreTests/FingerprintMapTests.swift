@@ -84,4 +84,48 @@ final class FingerprintMapTests: XCTestCase {
         for key in old.prefix(1000) { XCTAssertTrue(keys.admit(key, arrivalMilliseconds: 6_000), "an expired key is new again") }
         for key in young.prefix(1000) { XCTAssertFalse(keys.admit(key, arrivalMilliseconds: 6_000), "a kept key is a duplicate") }
     }
+
+    /// `drain` visits what `forEach` visits and leaves the copy empty; a shard the copy has let
+    /// go of changes in place in the owner, while one still shared is copied first.
+    func testDrainedCopyHandsTheShardsBackToTheOwner() {
+        var random = SplitMix64(seed: 11)
+        var owner = FingerprintMap<Int64>(capacity: 16, emptyValue: 0)
+        var model: [Hash128: Int64] = [:]
+        for i in 0..<50_000 {
+            let key = Hash128(low: random.next(), high: random.next())
+            _ = owner.insertIfAbsent(key, Int64(i))
+            model[key] = Int64(i)
+        }
+        XCTAssertGreaterThan(owner.shardCount, 64)
+        let probe = Hash128(low: random.next(), high: random.next())
+
+        // Shared: the owner's insert copies the probe's shard (its slot array moves).
+        var shared = owner
+        let before = owner.homeSlotAddresses(probe).header
+        _ = owner.insertIfAbsent(probe, -1)
+        XCTAssertNotEqual(owner.homeSlotAddresses(probe).header, before, "a shard shared with a copy is copied before it changes")
+        XCTAssertNil(shared[probe], "the copy does not see the owner's change")
+
+        // Drained: every entry visited once, the copy empty; half-way through, a shard the
+        // drain has already let go of is the owner's alone again: an insert there changes it
+        // in place.
+        var visited: [Hash128: Int64] = [:]
+        var firstVisited: Hash128?
+        var inPlace: Bool?
+        shared.drain { key, value in
+            visited[key] = value
+            if firstVisited == nil { firstVisited = key }
+            if visited.count == model.count / 2, let first = firstVisited {
+                let sameShard = Hash128(low: first.low ^ 0x5555, high: first.high)  // the shard is chosen by `high`
+                let address = owner.homeSlotAddresses(sameShard).header
+                _ = owner.insertIfAbsent(sameShard, -2)
+                inPlace = owner.homeSlotAddresses(sameShard).header == address
+            }
+        }
+        XCTAssertEqual(visited, model)
+        XCTAssertEqual(shared.count, 0)
+        XCTAssertEqual(inPlace, true, "a shard the drain has visited changes in place in the owner")
+        for (key, value) in model { XCTAssertEqual(owner[key], value) }
+        XCTAssertEqual(owner[probe], -1)
+    }
 }
