@@ -181,7 +181,8 @@ public final class HeadcountServer {
                                     preallocation: configuration.isWALPreallocated ? .background : .off,
                                     writesThrough: configuration.isFsyncEnabled && configuration.isWALWriteThrough)
             snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots",
-                                          syncEveryBytes: configuration.snapshotSyncBytes)
+                                          syncEveryBytes: configuration.snapshotSyncBytes,
+                                          bypassesPageCache: configuration.isSnapshotDirectIO)
             spillFile = try SpillFile(directory: configuration.dataDirectory + "/spill")
         } catch {
             throw StartError.dataDirectory("\(configuration.dataDirectory): \(error)")

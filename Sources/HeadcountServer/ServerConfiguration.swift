@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var snapshotEveryEvents = 1_000_000
     /// A snapshot file is synced after every this many bytes (`SnapshotStore.syncEveryBytes`).
     public var snapshotSyncBytes = 8 << 20
+    /// Write snapshot files past the page cache (`O_DIRECT`) where the file system allows it
+    /// (`SnapshotStore.bypassesPageCache`).
+    public var isSnapshotDirectIO = true
     /// Loop time spent per turn on queued feed requests (decode, duplicate check, WAL
     /// encoding) before the loop polls again and answers queries (docs/ARCHITECTURE.md);
     /// applying durable events gets half as much per turn.

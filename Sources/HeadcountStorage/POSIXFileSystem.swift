@@ -72,6 +72,16 @@ public final class POSIXFileSystem: StorageFileSystem, @unchecked Sendable {
         return try POSIXFile(path: path, flags: flags)
     }
 
+    /// With `bypassingPageCache`, a `POSIXDirectAppendFile`: appends go to the device in
+    /// `chunkBytes` pieces through an `O_DIRECT` descriptor (see there); a plain file where
+    /// `O_DIRECT` is refused.
+    public func createFile(_ path: String, exclusive: Bool, bypassingPageCache: Bool, chunkBytes: Int) throws -> StorageFile {
+        let flags = O_RDWR | O_CLOEXEC | O_CREAT | (exclusive ? O_EXCL : O_TRUNC)
+        let file = try POSIXFile(path: path, flags: flags)
+        if bypassingPageCache, let direct = POSIXDirectAppendFile(wrapping: file, chunkBytes: chunkBytes) { return direct }
+        return file
+    }
+
     public func readFile(_ path: String) throws -> [UInt8] {
         let file = try POSIXFile(path: path, flags: O_RDONLY | O_CLOEXEC)
         defer { try? file.close() }
@@ -114,7 +124,7 @@ public final class POSIXFileSystem: StorageFileSystem, @unchecked Sendable {
 
 // File-scope wrappers: inside the classes these names are taken by methods.
 private func systemRename(_ source: String, _ destination: String) -> Int32 { rename(source, destination) }
-private func systemClose(_ descriptor: Int32) -> Int32 { close(descriptor) }
+func systemClose(_ descriptor: Int32) -> Int32 { close(descriptor) }
 
 private func openRetrying(_ path: String, _ flags: Int32, operation: String) throws -> Int32 {
     while true {
@@ -127,11 +137,11 @@ private func openRetrying(_ path: String, _ flags: Int32, operation: String) thr
 
 /// `O_DIRECT`, which Glibc's Swift overlay does not export (it is a `_GNU_SOURCE` name).
 #if os(Linux) && arch(x86_64)
-private let openDirect: Int32 = 0o40000
+let openDirect: Int32 = 0o40000
 #elseif os(Linux) && (arch(arm64) || arch(arm))
-private let openDirect: Int32 = 0o200000
+let openDirect: Int32 = 0o200000
 #else
-private let openDirect: Int32 = 0 // none: writes never go through
+let openDirect: Int32 = 0 // none: writes never go through
 #endif
 
 /// The write-through side of a `POSIXFile` (`POSIXFileSystem.openFile(_:writesThrough:)`).

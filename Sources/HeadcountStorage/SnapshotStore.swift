@@ -37,7 +37,8 @@ public enum SnapshotError: Error, CustomStringConvertible, Equatable {
 /// Temp file `snapshot-<sequence>.snap.tmp` (36 zero bytes, then the payload as it is produced,
 /// in `syncEveryBytes` pieces, each synced before the next is written, so that a snapshot of
 /// hundreds of megabytes never sits dirty in the page cache in front of the WAL's next fsync:
-/// the device flush every acknowledgement waits for would write it all first; then the header
+/// the device flush every acknowledgement waits for would write it all first; with
+/// `bypassesPageCache`, past the page cache altogether, `O_DIRECT`; then the header
 /// over the zeros) → fsync → rename → fsync directory: a crash
 /// leaves either the old set of snapshots or the new one, plus perhaps a temp file that
 /// `loadNewest` ignores and the next `write` removes. Then all but the newest
@@ -64,9 +65,13 @@ public final class SnapshotStore: @unchecked Sendable {
     /// …written at most this many bytes per write() (see `write`).
     public let writeBytes: Int
 
+    /// Snapshot files bypass the page cache where the file system allows it (see `write`).
+    public let bypassesPageCache: Bool
+
     public init(directory: String, retainedCount: Int = 2, syncEveryBytes: Int = 8 << 20, writeBytes: Int = 256 << 10,
-                fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
+                bypassesPageCache: Bool = true, fileSystem: StorageFileSystem = POSIXFileSystem()) throws {
         precondition(retainedCount >= 1, "a snapshot store keeps at least one snapshot")
+        self.bypassesPageCache = bypassesPageCache
         precondition(syncEveryBytes > 0, "syncEveryBytes must be positive")
         precondition(writeBytes > 0, "writeBytes must be positive")
         self.writeBytes = writeBytes
@@ -125,7 +130,11 @@ public final class SnapshotStore: @unchecked Sendable {
         let name = SnapshotStore.fileName(sequence: sequence)
         let path = joinPath(directory, name)
         let temporaryPath = path + ".tmp"
-        let file = try fileSystem.createFile(temporaryPath, exclusive: false)
+        // Past the page cache (`O_DIRECT`, in `writeBytes` pieces): copying gigabytes into
+        // fresh cache pages was seconds of kernel time on the cores the loop needs
+        // (`POSIXDirectAppendFile`).
+        let file = try fileSystem.createFile(temporaryPath, exclusive: false, bypassingPageCache: bypassesPageCache,
+                                             chunkBytes: writeBytes)
         var writtenPayloadBytes = 0
         do {
             try file.append([UInt8](repeating: 0, count: SnapshotStore.headerByteCount))

@@ -30,6 +30,11 @@ public protocol StorageFileSystem: AnyObject {
     /// Creates a new empty file (failing with EEXIST if `exclusive` and it exists, otherwise
     /// truncating an existing one) and opens it for reading and writing.
     func createFile(_ path: String, exclusive: Bool) throws -> StorageFile
+    /// `createFile`, asking with `bypassingPageCache` that appends go to the device in pieces
+    /// of about `chunkBytes` without passing through the page cache, where the implementation
+    /// can (`POSIXFileSystem`: `O_DIRECT`). For a big file written front to back (a snapshot).
+    /// The same bytes, the same durability: after `sync()`. The default ignores the request.
+    func createFile(_ path: String, exclusive: Bool, bypassingPageCache: Bool, chunkBytes: Int) throws -> StorageFile
     /// The whole content of a file.
     func readFile(_ path: String) throws -> [UInt8]
     /// The size of a file in bytes.
@@ -72,6 +77,10 @@ public protocol StorageFile: AnyObject {
 extension StorageFileSystem {
     public func openFile(_ path: String, writesThrough: Bool) throws -> StorageFile {
         try openFile(path)
+    }
+
+    public func createFile(_ path: String, exclusive: Bool, bypassingPageCache: Bool, chunkBytes: Int) throws -> StorageFile {
+        try createFile(path, exclusive: exclusive)
     }
 }
 

@@ -57,6 +57,8 @@ struct Serve: ParsableCommand {
     var walPreallocate: Switch = .on
     @Option(help: "With --fsync on, write preallocated WAL segments through to the disk (O_DIRECT | O_DSYNC: each group commit is one write, no fdatasync) where the file system allows it.")
     var walWriteThrough: Switch = .on
+    @Option(help: "Write snapshot files past the page cache (O_DIRECT, in 256 KiB writes) where the file system allows it: no kernel copy of gigabytes into cache pages while the loop serves the feed.")
+    var snapshotDirectIo: Switch = .on
     @Option(help: "WAL flushes up to this many bytes are written and fsynced on the loop thread (no hand-off to the thread pool; queries wait that fsync); bigger ones on the pool. 0: always on the pool.")
     var walLoopSyncBytes = 4096
     @Option(help: "The loop thread's scheduler time slice, in microseconds (Linux 6.12+: a shorter slice runs it sooner when it waits for a core, at the same CPU share; 0: the kernel's default).")
@@ -143,6 +145,7 @@ struct Serve: ParsableCommand {
         configuration.intakeThreadSliceMicroseconds = intakeThreadSliceMicroseconds
         configuration.isWALPreallocated = walPreallocate == .on
         configuration.isWALWriteThrough = walWriteThrough == .on
+        configuration.isSnapshotDirectIO = snapshotDirectIo == .on
         configuration.retainsFreedMemory = retainFreedMemory == .on
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
