@@ -7,7 +7,9 @@
 #
 # Scenarios:
 #   saturated   the race's setup, then 10 s of batched feed (1,000 events/request, 2
-#               connections × pipeline 2) with 200 statistics queries/s beside it: query p99
+#               connections × pipeline 2) with 200 statistics queries/s beside it (--past-days
+#               D: at dateTime D days ago; --feed-first S: S seconds of batched feed before,
+#               to query a larger state, as the race's later rounds do): query p99
 #               from the schedule and from the actual send, the generator's send lag, and the
 #               loop's turns by length (headcount_loop_busy_seconds, over the phase);
 #   after-feed  the race's setup, 12 s of batched feed, then ten 1 s windows of idle queries
@@ -37,11 +39,13 @@ BIN=.build/release/headcount
 LG=.build/release/headcount-loadgen
 ROUNDS=3
 PAST_DAYS=""
+FEED_FIRST=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --bin) BIN="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         --past-days) PAST_DAYS="$2"; shift 2 ;;
+        --feed-first) FEED_FIRST="$2"; shift 2 ;;
         -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) break ;;
     esac
@@ -99,15 +103,20 @@ echo "probe $SCENARIO: $BIN ${SERVER_ARGS[*]:-} at $URL; $(nproc) cores, $(date 
 case "$SCENARIO" in
 saturated)
     setup
+    if (( FEED_FIRST > 0 )); then
+        batched --duration "$FEED_FIRST" >"$TMP/f.json"
+        echo "fed $(j '.feed.accepted' "$TMP/f.json") events first ($(date -u +%T))"
+    fi
     turns >"$TMP/t0"
     steal0=$(awk '/^cpu /{print $9}' /proc/stat)
-    batched --duration 10 --query-rate 200 --probe-rate 10 >"$TMP/c.json"
+    batched --duration 10 --query-rate 200 --probe-rate 10 ${PAST_DAYS:+--query-past-days "$PAST_DAYS"} >"$TMP/c.json"
     steal1=$(awk '/^cpu /{print $9}' /proc/stat)
     turns >"$TMP/t1"
     q=$TMP/c.json
     echo "feed $(j '.feed.eventsPerSecondAccepted | floor' "$q") events/s; query p50 $(j '.queries.latencyMs.p50' "$q") p99 $(j '.queries.latencyMs.p99' "$q") max $(j '.queries.latencyMs.max' "$q") ms (from the schedule)"
     echo "  from the actual send p99 $(j '.queries.serviceMs.p99' "$q") ms; the generator's send lag p99 $(j '.queries.sendLagMs.p99' "$q") ms; steal $((steal1 - steal0)) jiffies"
     echo "  loop turns by length (s): $(turns_between "$TMP/t0" "$TMP/t1")"
+    snapshots
     ;;
 after-feed)
     setup

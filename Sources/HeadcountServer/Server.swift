@@ -165,6 +165,8 @@ public final class HeadcountServer {
 
         // The loop ended: every handle is closed and no storage job is in flight.
         if exitStatus == 0 { writeFinalSnapshot() }
+        spillFile?.stop()
+        heapPrefaulter?.stop()
         uv_loop_close(loop)
         loop.deallocate()
         logger.info("headcount stopped", metadata: ["exitStatus": "\(exitStatus)"])
@@ -269,8 +271,16 @@ public final class HeadcountServer {
         }
         if hc_retain_freed_memory(32 << 20, 1 << 30, 64 << 20) == 0 {
             logger.warning("could not set malloc's thresholds (mallopt): freed memory goes back to the system as usual")
+            return
+        }
+        if configuration.heapPrefaultBytes > 0 {
+            let prefaulter = HeapPrefaulter(bytes: configuration.heapPrefaultBytes)
+            prefaulter.start()
+            heapPrefaulter = prefaulter
         }
     }
+    /// Faults in the heap's free top ahead of the loop (`ServerConfiguration.heapPrefaultBytes`).
+    private var heapPrefaulter: HeapPrefaulter?
 
     /// Applies one durable event to the engine (statistics and status changes alike).
     func applyDurable(_ event: PreparedEvent, sequence: UInt64) {

@@ -68,6 +68,10 @@ public struct ServerConfiguration: Sendable {
     /// rarely changes the address space and never waits for its lock behind another thread
     /// (`HeadcountServer.run`). Not applied when `GLIBC_TUNABLES` sets `glibc.malloc.*`.
     public var retainsFreedMemory = true
+    /// With `retainsFreedMemory`, a thread (`hc-prefault`) keeps this much of the heap's free
+    /// top faulted in ahead of the loop (`HeapPrefaulter`); 0: off (the loop faults in its own
+    /// fresh pages).
+    public var heapPrefaultBytes = 64 << 20
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

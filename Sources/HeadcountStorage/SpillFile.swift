@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import HeadcountCore
 
 /// The engine's spill store on disk: one append-only file of spilled delta records
@@ -10,14 +11,27 @@ import HeadcountCore
 /// cache of state the snapshot and WAL rebuild at start-up, so it is truncated when opened
 /// and never fsync'd: a crash loses nothing that recovery needs.
 ///
+/// Written behind: `store` copies the blob into a pending buffer and returns its offset at
+/// once; a thread of the file's own (`hc-spill`) writes the pending bytes out in order, 64 KiB
+/// per `pwrite`. A load of a blob not written yet is served from memory. Why: the loop spills
+/// up to 1 MiB every 50 ms under a growing state, and written there, each slice's copy into
+/// new page-cache pages took 4–10 ms of the loop (most of its turns over 4 ms under a
+/// saturating feed with 25 M events: docs/BENCHMARKS.md, session 11). Small writes keep each
+/// stretch in the kernel short, since this machine's kernel does not preempt kernel code.
+/// A write that fails leaves its bytes in memory, served from there (`writeFailures`).
+///
 /// Space of discarded blobs (chunks brought back into memory by a late event) is not reused;
 /// `garbageBytes` reports it. The file starts empty at each start.
 public final class SpillFile: SpillStore {
     public let path: String
     private let descriptor: Int32
-    public private(set) var sizeBytes: Int = 0
+    /// Bytes stored (the file's size once everything pending is written).
+    public var sizeBytes: Int { lock.lock(); defer { lock.unlock() }; return storedEnd }
     public private(set) var garbageBytes: Int = 0
-    public private(set) var writeFailures = 0
+    /// Writes that failed (their bytes stay in memory).
+    public var writeFailures: Int { lock.lock(); defer { lock.unlock() }; return failures }
+    /// Bytes stored and not yet written to the file.
+    public var pendingBytes: Int { lock.lock(); defer { lock.unlock() }; return storedEnd - writtenEnd }
     /// `withLoaded`'s buffer, reused from call to call (grown to the largest blob asked for),
     /// and the lock that lends it to one caller at a time: a second thread at the same
     /// moment (a snapshot encoding spilled pages while the loop answers a query) gets a
@@ -29,6 +43,22 @@ public final class SpillFile: SpillStore {
         pthread_mutex_init(lock, nil)
         return lock
     }()
+
+    // Guarded by `lock`.
+    private let lock = NSCondition()
+    /// Where the next blob goes; where the bytes on the file end (everything before is in it,
+    /// or in `failed`).
+    private var storedEnd = 0
+    private var writtenEnd = 0
+    /// Bytes stored after `writtenEnd`, in order: the one being written first (`isWriting`).
+    private var pending: [(offset: Int, bytes: [UInt8])] = []
+    private var isWriting = false
+    /// Pieces whose write failed, by offset: served from memory.
+    private var failed: [(offset: Int, bytes: [UInt8])] = []
+    private var failures = 0
+    private var isStopping = false
+    private var hasThread = false
+    private let pieceBytes = 64 << 10
 
     public init(directory: String) throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
@@ -46,20 +76,73 @@ public final class SpillFile: SpillStore {
         scratchLock.deallocate()
     }
 
+    /// Lets the writer thread end (after the piece it is writing); what is pending stays
+    /// readable from memory. Called when the server stops.
+    public func stop() {
+        lock.lock(); isStopping = true; lock.broadcast(); lock.unlock()
+    }
+
+    /// Waits until everything stored so far is written (or failed): for tests.
+    public func waitUntilWritten() {
+        lock.lock()
+        while !pending.isEmpty && !isStopping { lock.wait() }
+        lock.unlock()
+    }
+
     public func store(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
-        let offset = sizeBytes
-        var written = 0
-        while written < bytes.count {
-            let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
-            if result < 0 {
-                if errno == EINTR { continue }
-                writeFailures += 1
-                return nil  // the records stay in memory; the space is reused by the next write
-            }
-            written += result
+        guard bytes.count > 0 else { lock.lock(); defer { lock.unlock() }; return UInt64(storedEnd) }
+        lock.lock()
+        defer { lock.unlock() }
+        let offset = storedEnd
+        // Appended to the last pending piece while it is small and not being written.
+        if let last = pending.indices.last, !(isWriting && last == 0), pending[last].bytes.count + bytes.count <= pieceBytes {
+            pending[last].bytes.append(contentsOf: bytes)
+        } else {
+            pending.append((offset, Array(bytes)))
         }
-        sizeBytes += bytes.count
+        storedEnd += bytes.count
+        if !hasThread {
+            hasThread = true
+            let thread = Thread { [self] in runWriter() }
+            thread.start()
+        }
+        lock.signal()
         return UInt64(offset)
+    }
+
+    private func runWriter() {
+        Thread.current.name = "hc-spill"
+        lock.lock()
+        while true {
+            while pending.isEmpty && !isStopping { lock.wait() }
+            if isStopping { break }
+            isWriting = true
+            let piece = pending[0]
+            lock.unlock()
+            var written = 0
+            var error: Int32 = 0
+            piece.bytes.withUnsafeBytes { raw in
+                while written < raw.count {
+                    let result = pwrite(descriptor, raw.baseAddress! + written, min(pieceBytes, raw.count - written), off_t(piece.offset + written))
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        error = errno
+                        break
+                    }
+                    written += result
+                }
+            }
+            lock.lock()
+            isWriting = false
+            pending.removeFirst()
+            if error != 0 {
+                failures += 1
+                failed.append(piece)
+            }
+            writtenEnd = piece.offset + piece.bytes.count
+            lock.broadcast()
+        }
+        lock.unlock()
     }
 
     public func load(_ token: UInt64, byteCount: Int) -> [UInt8] {
@@ -89,6 +172,7 @@ public final class SpillFile: SpillStore {
     }
 
     private func read(_ token: UInt64, byteCount: Int, into destination: UnsafeMutableRawPointer) {
+        if copyFromMemory(Int(token), byteCount: byteCount, into: destination) { return }
         var done = 0
         while done < byteCount {
             let result = pread(descriptor, destination + done, byteCount - done, off_t(Int(token) + done))
@@ -99,6 +183,28 @@ public final class SpillFile: SpillStore {
             }
             done += result
         }
+    }
+
+    /// Copies a blob that is not on the file yet (pending, being written, or failed) from
+    /// memory; false if it is on the file. A blob lies whole in one piece.
+    private func copyFromMemory(_ offset: Int, byteCount: Int, into destination: UnsafeMutableRawPointer) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        func copy(from pieces: [(offset: Int, bytes: [UInt8])]) -> Bool {
+            // The last piece starting at or before `offset` (pieces are in offset order).
+            var low = 0, high = pieces.count
+            while low < high {
+                let middle = (low + high) / 2
+                if pieces[middle].offset <= offset { low = middle + 1 } else { high = middle }
+            }
+            guard low > 0 else { return false }
+            let piece = pieces[low - 1]
+            guard offset + byteCount <= piece.offset + piece.bytes.count else { return false }
+            piece.bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress! + (offset - piece.offset), byteCount: byteCount) }
+            return true
+        }
+        if offset >= writtenEnd || isWriting { if copy(from: pending) { return true } }
+        return !failed.isEmpty && copy(from: failed)
     }
 
     public func discard(_ token: UInt64, byteCount: Int) {

@@ -746,6 +746,7 @@ final class SegmentPreparer: @unchecked Sendable {
     private var shouldStop: Bool { condition.lock(); defer { condition.unlock() }; return isStopping }
 
     private func run() {
+        Thread.current.name = "hc-wal-prepare"  // set from the thread itself, so `top -H` and perf show it
         condition.lock()
         while true {
             while !isWanted && !isStopping { condition.wait() }
@@ -780,14 +781,20 @@ final class SegmentPreparer: @unchecked Sendable {
             try file.sync()
             return true
         }
-        let file = try fileSystem.createFile(path, exclusive: false)
+        // Past the page cache where the file system allows it (`O_DIRECT`): written through
+        // the cache, each 1 MiB chunk was a 1 MiB copy into fresh cache pages, ~3 ms in the
+        // kernel at a stretch; on a kernel that does not preempt kernel code (this machine's
+        // `PREEMPT_NONE`) a query's thread woken on that core waited for it (measured under a
+        // saturating feed, docs/BENCHMARKS.md, session 11). Direct, the device reads the
+        // zeros from the buffer and the thread mostly waits. The same bytes, the same syncs.
+        let file = try fileSystem.createFile(path, exclusive: false, bypassingPageCache: true, chunkBytes: chunkBytes)
         defer { try? file.close() }
         let zeros = [UInt8](repeating: 0, count: min(chunkBytes, size))
         var offset = 0
         while offset < size {
             if shouldStop { return false }
             let count = min(chunkBytes, size - offset)
-            try zeros.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[..<count]), at: offset) }
+            try zeros.withUnsafeBytes { try file.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             try file.sync()
             offset += count
         }

@@ -75,6 +75,8 @@ struct Serve: ParsableCommand {
     var intakeThreadQueryQuietMilliseconds = 1000
     @Option(help: "Keep freed memory in the process (glibc malloc: allocations up to 32 MiB from the heap, its free top given back past 1 GiB only, grown 64 MiB at a time): the loop then rarely waits for the address-space lock another thread holds. off: glibc's defaults (also when GLIBC_TUNABLES sets glibc.malloc.*).")
     var retainFreedMemory: Switch = .on
+    @Option(help: "With --retain-freed-memory on, a thread (hc-prefault) keeps this many bytes of the heap's free top faulted in ahead of the event loop, so that a growing state does not make the loop zero its own fresh pages (Linux 5.14+, MADV_POPULATE_WRITE). 0: off.")
+    var heapPrefaultBytes = 64 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -98,6 +100,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--feed-slice-while-queries-microseconds must be 0 or 50-100000")
         }
         guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
+        guard (0...(1 << 30)).contains(heapPrefaultBytes) else { throw ValidationError("--heap-prefault-bytes must be 0-1073741824") }
         guard (0...(1 << 20)).contains(walLoopSyncBytes) else { throw ValidationError("--wal-loop-sync-bytes must be 0-1048576") }
         guard loopTimeSliceMicroseconds == 0 || (100...100_000).contains(loopTimeSliceMicroseconds) else {
             throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
@@ -147,6 +150,7 @@ struct Serve: ParsableCommand {
         configuration.isWALWriteThrough = walWriteThrough == .on
         configuration.isSnapshotDirectIO = snapshotDirectIo == .on
         configuration.retainsFreedMemory = retainFreedMemory == .on
+        configuration.heapPrefaultBytes = heapPrefaultBytes
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

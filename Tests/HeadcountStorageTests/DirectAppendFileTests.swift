@@ -14,9 +14,7 @@ final class DirectAppendFileTests: XCTestCase {
     /// file is compared with a model after every step, through the same file, and at the end
     /// through a fresh read of the closed file.
     func testAppendsMatchAPlainFileByteForByte() throws {
-        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) }
-            ?? UInt64(Date().timeIntervalSince1970 * 1000) & 0xFFFF_FFFF
-        print("DirectAppendFileTests seed: \(seed) (replay with HEADCOUNT_TEST_SEED=\(seed))")
+        let seed = testSeed("DirectAppendFileTests")
         var random = SplitMix64(seed: seed)
         let directory = try makeTemporaryDirectory(self)
         let path = directory + "/snapshot.tmp"

@@ -23,9 +23,7 @@ final class WriteThroughTests: XCTestCase {
     /// syncs; the file is compared with a model after every step, through the same file and
     /// through a fresh read.
     func testWritesMatchAPlainFileByteForByte() throws {
-        let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) }
-            ?? UInt64(Date().timeIntervalSince1970 * 1000) & 0xFFFF_FFFF
-        print("WriteThroughTests seed: \(seed) (replay with HEADCOUNT_TEST_SEED=\(seed))")
+        let seed = testSeed("WriteThroughTests")
         var random = SplitMix64(seed: seed)
         let directory = try makeTemporaryDirectory(self)
         let path = directory + "/segment"
