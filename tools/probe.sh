@@ -12,7 +12,7 @@
 #               to query a larger state, as the race's later rounds do): query p99
 #               from the schedule and from the actual send, the generator's send lag, and the
 #               loop's turns by length (headcount_loop_busy_seconds, over the phase);
-#   after-feed  the race's setup, 12 s of batched feed, then ten 1 s windows of idle queries
+#   after-feed  the race's setup, 12 s (+ --feed-first S) of batched feed, then ten 1 s windows of idle queries
 #               (p99 per window; --past-days D: at dateTime D days ago) and the server's
 #               snapshot log lines (taken / written), to see what a snapshot being written does
 #               to queries;
@@ -120,7 +120,7 @@ saturated)
     ;;
 after-feed)
     setup
-    batched --duration 12 >"$TMP/f.json"
+    batched --duration $((12 + FEED_FIRST)) >"$TMP/f.json"
     echo "feed done at $(date -u +%T): $(j '.feed.accepted' "$TMP/f.json") events"
     for _ in $(seq 1 10); do
         lg --no-feed --query-rate 200 --duration 1 --probe-rate 0 ${PAST_DAYS:+--query-past-days "$PAST_DAYS"} >"$TMP/w.json"

@@ -17,11 +17,12 @@ import Glibc
 /// runs on that core.
 ///
 /// How: with freed memory retained (`ServerConfiguration.retainsFreedMemory`) glibc grows the
-/// heap `M_TOP_PAD` (64 MiB) at a time past what it needs; every few milliseconds this thread
-/// asks the kernel to populate the last `bytes` below the program break
-/// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+), 1 MiB per call. Pages already present are
-/// skipped (a page-table walk); contents never change. Where the call is refused (an older
-/// kernel), the thread stops and the loop faults its pages in itself, as before.
+/// heap `M_TOP_PAD` (64 MiB) at a time past what it needs; every 10 ms this thread asks the
+/// kernel to populate the last `bytes` below the program break
+/// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+), 256 KiB per call: each call holds the
+/// address-space lock for reading, so an mmap or brk elsewhere waits at most that long. Pages
+/// already present are skipped (a page-table walk); contents never change. Where the call is
+/// refused (an older kernel), the thread stops and the loop faults its pages in itself.
 final class HeapPrefaulter {
     private let bytes: Int
     private let intervalMicroseconds: UInt32
@@ -33,7 +34,7 @@ final class HeapPrefaulter {
     /// Where the region to keep populated ends: the program break (a test passes a mapping).
     private let top: () -> Int
 
-    init(bytes: Int, intervalMicroseconds: UInt32 = 2_000, top: @escaping () -> Int = { Int(bitPattern: sbrk(0)) }) {
+    init(bytes: Int, intervalMicroseconds: UInt32 = 10_000, top: @escaping () -> Int = { Int(bitPattern: sbrk(0)) }) {
         self.bytes = bytes
         self.intervalMicroseconds = intervalMicroseconds
         self.top = top
@@ -57,7 +58,7 @@ final class HeapPrefaulter {
     private func run() {
         _ = hc_set_thread_name("hc-prefault")
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let step = 1 << 20
+        let step = 256 << 10
         let populateWrite: Int32 = 23  // MADV_POPULATE_WRITE
         var populatedTo = 0
         while !isStopping.load(ordering: .relaxed) {

@@ -307,6 +307,9 @@ public final class HeadcountServer {
         spill.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_timer_start(spill, { timer in
             let server = Unmanaged<HeadcountServer>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            // Not while the spill file's writer is behind (it runs only on idle CPU): the
+            // bytes handed to it stay in memory until written.
+            guard server.spillFile.pendingBytes < 16 << 20 else { return }
             server.engine.spillIfOverBudget(maxBytes: 1 << 20)
         }, 50, 50)
         spillTimer = spill

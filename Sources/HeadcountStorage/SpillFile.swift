@@ -18,7 +18,9 @@ import HeadcountCore
 /// new page-cache pages took 4–10 ms of the loop (most of its turns over 4 ms under a
 /// saturating feed with 25 M events: docs/BENCHMARKS.md, session 11). Small writes keep each
 /// stretch in the kernel short, since this machine's kernel does not preempt kernel code.
-/// A write that fails leaves its bytes in memory, served from there (`writeFailures`).
+/// A write that fails leaves its bytes in memory, served from there (`writeFailures`). The
+/// thread runs in the SCHED_IDLE class; the server spills no more while `pendingBytes` is
+/// past 16 MiB, so memory the writer has not caught up with stays bounded.
 ///
 /// Space of discarded blobs (chunks brought back into memory by a late event) is not reused;
 /// `garbageBytes` reports it. The file starts empty at each start.
@@ -94,6 +96,7 @@ public final class SpillFile: SpillStore {
         lock.lock()
         defer { lock.unlock() }
         let offset = storedEnd
+        let wasIdle = pending.isEmpty
         // Appended to the last pending piece while it is small and not being written.
         if let last = pending.indices.last, !(isWriting && last == 0), pending[last].bytes.count + bytes.count <= pieceBytes {
             pending[last].bytes.append(contentsOf: bytes)
@@ -106,12 +109,19 @@ public final class SpillFile: SpillStore {
             let thread = Thread { [self] in runWriter() }
             thread.start()
         }
-        lock.signal()
+        // The writer drains everything pending before it waits again: wake it only then.
+        if wasIdle { lock.signal() }
         return UInt64(offset)
     }
 
     private func runWriter() {
         Thread.current.name = "hc-spill"
+        // SCHED_IDLE (nice 19 where refused): only CPU time no other thread wants. In the normal
+        // class each wake-up of this thread preempted the event loop on its own core, which
+        // then waited out a 64 KiB page-cache write (~5 ms here) with a query in hand (a
+        // `sched_switch` trace with idle year-back queries after a feed: every 50 ms).
+        var parameter = sched_param()
+        if sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameter) != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) }
         lock.lock()
         while true {
             while pending.isEmpty && !isStopping { lock.wait() }
