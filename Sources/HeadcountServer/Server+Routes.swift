@@ -169,7 +169,8 @@ extension HeadcountServer: HTTPRequestHandler {
     // MARK: - GET /v1/event-statistics
 
     private func handleEventStatistics(_ request: HTTPRequest, respond: (HTTPResponse) -> Void, fail: (APIError) -> Void) {
-        intake.lastQueryAt = uv_hrtime()  // queries first: the feed stays on the loop a while (FeedIntake)
+        let started = uv_hrtime()
+        intake.lastQueryAt = started  // queries first: the feed stays on the loop a while (FeedIntake)
         let principal: KeyStore.Principal
         switch authenticate(request) {
         case .success(let value): principal = value
@@ -221,6 +222,7 @@ extension HeadcountServer: HTTPRequestHandler {
         for statistics in answers { statistics.writeJSON(into: &writer) }
         writer.endArray()
         metrics.recordQuery()
+        metrics.recordStatisticsQuery(nanoseconds: uv_hrtime() &- started)
         respond(HTTPResponse(status: 200, contentType: .json, body: writer.bytes))
     }
 

@@ -30,6 +30,7 @@ final class ServerMetrics {
     private let lastSequence: Gauge
     private let durableSequence: Gauge
     private let walSyncs: DurationHistogram
+    private let statisticsQueries: DurationHistogram
 
     init(registry: PrometheusCollectorRegistry) {
         feedAccepted = registry.makeCounter(descriptor: ServerMetrics.describe("headcount_feed_events_total", "Feed events by outcome"), labels: [("result", "accepted")])
@@ -59,6 +60,11 @@ final class ServerMetrics {
         lastSnapshotBytes = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_snapshot_last_bytes", "The last snapshot file's size, in bytes (0: none since start)"))
         lastSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_last_applied_sequence", "Sequence of the last applied event"))
         durableSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_durable_sequence", "Sequence of the last durable event"))
+        statisticsQueries = registry.makeDurationHistogram(
+            name: "headcount_statistics_query_seconds",
+            buckets: [.microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+                      .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50)],
+            help: "Time each statistics query took in its handler on the loop (parameters, point-in-time answers, spilled records read back, JSON): the server's own share of query latency; the rest is waiting for the loop's turn and the network")
         walSyncs = registry.makeDurationHistogram(
             name: "headcount_wal_sync_seconds",
             buckets: [.microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
@@ -67,6 +73,9 @@ final class ServerMetrics {
     }
 
     func recordWALSync(nanoseconds: UInt64) { walSyncs.record(.nanoseconds(Int64(nanoseconds))) }
+
+    /// A statistics query's time in its handler: from its parameters to its answer's bytes.
+    func recordStatisticsQuery(nanoseconds: UInt64) { statisticsQueries.record(.nanoseconds(Int64(nanoseconds))) }
 
     static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
