@@ -10,9 +10,6 @@
 /* The calling thread's kernel id (for per-thread priority). */
 static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
 
-/* Puts the calling thread in the SCHED_IDLE class: it runs only on a core no other thread
-   wants, and is preempted at once when one does. Any thread may lower its own class.
-   0 on success, else -1 and errno. */
 /* Asks the scheduler (EEVDF, Linux 6.12+) for a short time slice for the calling thread: a
    thread with a shorter slice gets an earlier virtual deadline, so when it wakes or its turn
    comes it runs sooner, at the same CPU share. SCHED_OTHER policy, nice unchanged. 0 on
@@ -34,11 +31,6 @@ static inline int hc_set_thread_slice(unsigned long long nanoseconds, int nice) 
 
 /* Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it (15 bytes). */
 static inline int hc_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
-
-static inline int hc_make_thread_idle_class(void) {
-    struct sched_param param = { 0 };
-    return sched_setscheduler(0, 5 /* SCHED_IDLE (needs _GNU_SOURCE by name) */, &param);
-}
 
 /* Makes glibc malloc keep freed memory in the process: allocations up to `mmap_bytes` come
    from the heap instead of their own mmap, the heap's free top is given back only past

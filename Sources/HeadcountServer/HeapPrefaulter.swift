@@ -28,7 +28,7 @@ final class HeapPrefaulter {
     private let intervalMicroseconds: UInt32
     private let isStopping = ManagedAtomic<Bool>(false)
     private var thread: Thread?
-    /// Bytes the thread has populated (for metrics; approximate: pages already present count).
+    /// Bytes the thread has asked the kernel to populate (pages already present count too).
     let populatedBytes = ManagedAtomic<Int>(0)
 
     /// Where the region to keep populated ends: the program break (a test passes a mapping).

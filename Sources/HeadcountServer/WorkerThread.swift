@@ -1,5 +1,6 @@
 import CLibUV
 import Foundation
+import HeadcountStorage
 
 /// A thread of the server's own that runs work handed over by the loop, in submission
 /// order, and runs each completion afterwards back on the loop thread (a `uv_async_t`).
@@ -75,9 +76,7 @@ final class WorkerThread {
         _ = hc_set_thread_name(name)
         switch schedulingClass {
         case .idle:
-            if hc_make_thread_idle_class() != 0 {
-                setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), 19)
-            }
+            moveCurrentThreadToIdleClass()
         case .normal(let sliceMicroseconds, let nice):
             if sliceMicroseconds > 0 { _ = hc_set_thread_slice(UInt64(sliceMicroseconds) * 1000, Int32(nice)) }
             if nice != 0 { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(hc_gettid()), Int32(nice)) }

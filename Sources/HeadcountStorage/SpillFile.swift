@@ -120,8 +120,7 @@ public final class SpillFile: SpillStore {
         // class each wake-up of this thread preempted the event loop on its own core, which
         // then waited out a 64 KiB page-cache write (~5 ms here) with a query in hand (a
         // `sched_switch` trace with idle year-back queries after a feed: every 50 ms).
-        var parameter = sched_param()
-        if sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameter) != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) }
+        moveCurrentThreadToIdleClass()
         lock.lock()
         while true {
             while pending.isEmpty && !isStopping { lock.wait() }
@@ -219,5 +218,16 @@ public final class SpillFile: SpillStore {
 
     public func discard(_ token: UInt64, byteCount: Int) {
         garbageBytes += byteCount
+    }
+}
+
+/// Puts the calling thread in the SCHED_IDLE class (only CPU time no other thread of the
+/// machine wants; a thread may always lower its own class), or at nice 19 where that is
+/// refused. For background work that must never take a core from the event loop: the spill
+/// writer here, the snapshot thread (`WorkerThread`).
+public func moveCurrentThreadToIdleClass() {
+    var parameter = sched_param()
+    if sched_setscheduler(0, 5 /* SCHED_IDLE: <sched.h> names it only under _GNU_SOURCE */, &parameter) != 0 {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)  // who 0: the calling thread on Linux
     }
 }

@@ -710,7 +710,6 @@ final class SegmentPreparer: @unchecked Sendable {
         if !hasThread {
             hasThread = true
             let thread = Thread { [self] in run() }
-            thread.name = "headcount-wal-prepare"
             thread.start()
         }
         condition.broadcast()
