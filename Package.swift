@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "HeadcountCoreTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountFeedTests", dependencies: ["HeadcountFeed", "HeadcountCore"]),
         .testTarget(name: "HeadcountStorageTests", dependencies: ["HeadcountStorage", "HeadcountCore", "HeadcountTestSupport"]),
-        .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore"]),
+        .testTarget(name: "HeadcountServerTests", dependencies: ["HeadcountServer", "HeadcountCore", "HeadcountTestSupport"]),
         .testTarget(name: "HeadcountEndToEndTests", dependencies: ["HeadcountCore", "HeadcountTestSupport"],
                     exclude: ["python"]),
     ],

@@ -125,8 +125,6 @@ struct DeltaIndex {
         guard recordCount > 0, instant >= chunkFirstTimes[0] else { return (CounterVector(), nil) }
         if instant >= latestOccurredAt { return (live, latestOccurredAt) }
         let index = lastChunk(startingAtOrBefore: instant)
-        let snapshot = snapshot(ofChunk: index)
-        let nextSnapshot = index + 1 < chunks.count ? self.snapshot(ofChunk: index + 1) : live
         let answer = { (records: UnsafeBufferPointer<DeltaRecord>) -> (CounterVector, Int64?) in
             // `applied`: how many records of the chunk are at or before the instant (≥ 1).
             var low = 0
@@ -140,10 +138,10 @@ struct DeltaIndex {
             // the next one's. At most half a chunk either way.
             var counters: CounterVector
             if applied <= records.count - applied {
-                counters = snapshot
+                counters = snapshot(ofChunk: index)
                 for position in 0..<applied { counters.apply(records[position]) }
             } else {
-                counters = nextSnapshot
+                counters = index + 1 < chunks.count ? snapshot(ofChunk: index + 1) : live
                 for position in applied..<records.count { counters.apply(records[position], sign: -1) }
             }
             return (counters, records[applied - 1].occurredAt)
@@ -155,6 +153,12 @@ struct DeltaIndex {
             return withSpilled(spilled, answer)
         }
         return chunks[index].records.withUnsafeBufferPointer(answer)
+    }
+
+    /// `counters(at:)` on the index where it is stored: called on a class's stored property, the
+    /// plain call copies the index first (a retain and release of each of its arrays).
+    mutating func countersInPlace(at instant: Int64) -> (CounterVector, Int64?) {
+        counters(at: instant)
     }
 
     /// Adds a new record at its place in time.

@@ -249,7 +249,9 @@ final class EventLedger {
 
     /// The statistics at `instant`.
     func statistics(at instant: Int64) -> EventStatistics {
-        let (counters, updatedAt) = deltas.counters(at: instant)
+        // In place: a plain read of the stored index copies it (a retain and release of each
+        // of its arrays) for every query.
+        let (counters, updatedAt) = deltas.countersInPlace(at: instant)
         return EventStatistics(eventId: eventId, counters: counters, updatedAt: updatedAt)
     }
 

@@ -104,15 +104,6 @@ func recoverAll(directory: String = "/wal", fileSystem: StorageFileSystem, after
     return (wal, records, report)
 }
 
-/// A random test's seed: HEADCOUNT_TEST_SEED if set, else one from the clock; printed with
-/// how to replay it.
-func testSeed(_ name: String) -> UInt64 {
-    let seed = ProcessInfo.processInfo.environment["HEADCOUNT_TEST_SEED"].flatMap { UInt64($0) }
-        ?? UInt64(Date().timeIntervalSince1970 * 1000) & 0xFFFF_FFFF
-    print("\(name) seed: \(seed) (replay with HEADCOUNT_TEST_SEED=\(seed))")
-    return seed
-}
-
 /// A fresh directory under the system temp directory, removed by the test's teardown.
 func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> String {
     var template = Array((NSTemporaryDirectory() + "/headcount-storage-XXXXXX").utf8CString)
