@@ -348,13 +348,19 @@ for round in $(seq 1 "$ROUNDS"); do
               batched: {headcountEventsPerSecond: $bhc, redisOpsPerSecond: $br, ratio: (if $br > 0 then $bhc / $br else null end)}}')
     fi
 
-    # (c) statistics queries for 8 events
+    # (c) statistics queries for 8 events; the host's steal (CPU time it took from this VM) in
+    # each phase, in ms: a query tail in a phase with steal is the host's as much as ours
+    steal_mark=$(steal)
     loadgen "c-idle-$round" --no-feed --query-rate "$QUERY_RATE" --duration "$IDLE" --probe-rate 0
+    c_steal=("$(( ($(steal) - steal_mark) * 10 ))"); steal_mark=$(steal)
     loadgen "c-sat-$round" --flat-out --loop --batch "$BATCH" --connections "$BATCH_CONNS" --pipeline "$BATCH_PIPELINE" --events 8 --tickets 20000 \
         --duration "$PHASE" --query-rate "$QUERY_RATE" --probe-rate 10
+    c_steal+=("$(( ($(steal) - steal_mark) * 10 ))"); steal_mark=$(steal)
     loadgen "c-idle-past-$round" --no-feed --query-rate "$QUERY_RATE" --query-past-days 360 --duration "$IDLE" --probe-rate 0
+    c_steal+=("$(( ($(steal) - steal_mark) * 10 ))"); steal_mark=$(steal)
     loadgen "c-sat-past-$round" --flat-out --loop --batch "$BATCH" --connections "$BATCH_CONNS" --pipeline "$BATCH_PIPELINE" --events 8 --tickets 20000 \
         --duration "$PHASE" --query-rate "$QUERY_RATE" --query-past-days 360 --probe-rate 0
+    c_steal+=("$(( ($(steal) - steal_mark) * 10 ))")
     qi=$(j '.queries.latencyMs.p99' "c-idle-$round"); qs=$(j '.queries.latencyMs.p99' "c-sat-$round")
     qip=$(j '.queries.latencyMs.p99' "c-idle-past-$round"); qsp=$(j '.queries.latencyMs.p99' "c-sat-past-$round")
     fr=$(j '.freshness.freshnessMs.p99' "c-sat-$round"); feedc=$(j '.feed.eventsPerSecondAccepted' "c-sat-$round")
@@ -367,6 +373,7 @@ for round in $(seq 1 "$ROUNDS"); do
     say "  (c) query p99, 8 events, dateTime now:      idle $qi ms (p50 $(j '.queries.latencyMs.p50' "c-idle-$round"), max $(j '.queries.latencyMs.max' "c-idle-$round")) | saturated $qs ms (p50 $(j '.queries.latencyMs.p50' "c-sat-$round"), max $(j '.queries.latencyMs.max' "c-sat-$round"); feed $(fmt "$feedc") ev/s) (targets ≤ 1 / ≤ 2 ms)"
     say "      query p99, 8 events, dateTime 360 d ago: idle $qip ms (p50 $(j '.queries.latencyMs.p50' "c-idle-past-$round"), max $(j '.queries.latencyMs.max' "c-idle-past-$round")) | saturated $qsp ms (p50 $(j '.queries.latencyMs.p50' "c-sat-past-$round"), max $(j '.queries.latencyMs.max' "c-sat-past-$round"); E1… totalTickets then: $(j '.queries.lastTotalTickets | map(tostring) | join(",")' "c-idle-past-$round"))"
     say "      the same four from the actual send (without the query thread's own late wake-ups): p99 $(j '.queries.serviceMs.p99' "c-idle-$round") / $(j '.queries.serviceMs.p99' "c-sat-$round") / $(j '.queries.serviceMs.p99' "c-idle-past-$round") / $(j '.queries.serviceMs.p99' "c-sat-past-$round") ms; send lag p99 $(j '.queries.sendLagMs.p99' "c-idle-$round") / $(j '.queries.sendLagMs.p99' "c-sat-$round") ms; query threads scheduled $(j '.queries.scheduling' "c-sat-$round")"
+    say "      the host took ${c_steal[0]} / ${c_steal[1]} / ${c_steal[2]} / ${c_steal[3]} ms of CPU (steal) during the four phases"
     say "      for context, a loopback round trip back to back: redis HGET, one client, p99 $rfloor ms"
     say "      freshness (ack → first query reflecting it) p99 $fr ms, $(j '.freshness.reflectedByFirstQuery' "c-sat-$round")/$(j '.freshness.acknowledged' "c-sat-$round") probes seen by the first query after their ack"
 
@@ -377,6 +384,7 @@ for round in $(seq 1 "$ROUNDS"); do
         --slurpfile ahc "$TMP/a-hc-$round.json" --slurpfile bhc "$TMP/b-hc-$round.json" \
         --slurpfile ci "$TMP/c-idle-$round.json" --slurpfile cs "$TMP/c-sat-$round.json" \
         --slurpfile cip "$TMP/c-idle-past-$round.json" --slurpfile csp "$TMP/c-sat-past-$round.json" \
+        --argjson cst "[${c_steal[0]}, ${c_steal[1]}, ${c_steal[2]}, ${c_steal[3]}]" \
         '{round: $round,
           oneEventPerRequest: {headcountRequestsPerSecond: $a_hc, redisRequestsPerSecond: $a_r, ratio: (if $a_r > 0 then $a_hc / $a_r else null end), headcount: $ahc[0].feed,
                                headcountWalSyncMeanMs: $a_fsync, stealSeconds: {headcountPhase: ($a_steal_hc / 100), redisPhase: ($a_steal_r / 100)},
@@ -385,7 +393,8 @@ for round in $(seq 1 "$ROUNDS"); do
           batched: {headcountEventsPerSecond: $b_hc, redisOpsPerSecond: $b_r, ratio: (if $b_r > 0 then $b_hc / $b_r else null end), headcount: $bhc[0].feed},
           wide: $wide,
           queries: {idleNow: $ci[0].queries, saturatedNow: $cs[0].queries, idleYearBack: $cip[0].queries, saturatedYearBack: $csp[0].queries,
-                    saturatingFeed: $cs[0].feed, freshness: $cs[0].freshness}}')")
+                    saturatingFeed: $cs[0].feed, freshness: $cs[0].freshness,
+                    stealMilliseconds: {idleNow: $cst[0], saturatedNow: $cst[1], idleYearBack: $cst[2], saturatedYearBack: $cst[3]}}}')")
 done
 
 say ""
