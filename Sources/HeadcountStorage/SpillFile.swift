@@ -19,7 +19,7 @@ import HeadcountCore
 /// saturating feed with 25 M events: docs/BENCHMARKS.md, session 11). Small writes keep each
 /// stretch in the kernel short, since this machine's kernel does not preempt kernel code.
 /// A write that fails leaves its bytes in memory, served from there (`writeFailures`). The
-/// thread runs in the SCHED_IDLE class; the server spills no more while `pendingBytes` is
+/// thread writes in the SCHED_IDLE class (`IdleClassSwitch`); the server spills no more while `pendingBytes` is
 /// past 16 MiB, so memory the writer has not caught up with stays bounded.
 ///
 /// Space of discarded blobs (chunks brought back into memory by a late event) is not reused;
@@ -116,40 +116,51 @@ public final class SpillFile: SpillStore {
 
     private func runWriter() {
         Thread.current.name = "hc-spill"
-        // SCHED_IDLE (nice 19 where refused): only CPU time no other thread wants. In the normal
-        // class each wake-up of this thread preempted the event loop on its own core, which
-        // then waited out a 64 KiB page-cache write (~5 ms here) with a query in hand (a
-        // `sched_switch` trace with idle year-back queries after a feed: every 50 ms).
-        moveCurrentThreadToIdleClass()
+        // SCHED_IDLE (nice 19 where refused) while it writes: only CPU time no other thread
+        // wants. In the normal class each wake-up of this thread preempted the event loop on
+        // its own core, which then waited out a 64 KiB page-cache write (~5 ms here) with a
+        // query in hand (a `sched_switch` trace with idle year-back queries after a feed: every
+        // 50 ms). But in the normal class while it holds `lock` or frees a written piece (the
+        // loop's malloc arena): an idle-class thread preempted there kept the loop waiting on
+        // the lock until the machine had a core to spare (a saturating feed: docs/BENCHMARKS.md,
+        // session 12). Where the thread may not come back from SCHED_IDLE (an unprivileged
+        // process with RLIMIT_NICE 0) it stays there throughout, as before.
+        let idle = IdleClassSwitch()
         lock.lock()
         while true {
             while pending.isEmpty && !isStopping { lock.wait() }
             if isStopping { break }
             isWriting = true
-            let piece = pending[0]
+            var piece: (offset: Int, bytes: [UInt8])? = pending[0]
             lock.unlock()
             var written = 0
             var error: Int32 = 0
-            piece.bytes.withUnsafeBytes { raw in
-                while written < raw.count {
-                    let result = pwrite(descriptor, raw.baseAddress! + written, min(pieceBytes, raw.count - written), off_t(piece.offset + written))
-                    if result < 0 {
-                        if errno == EINTR { continue }
-                        error = errno
-                        break
+            idle.run {
+                piece!.bytes.withUnsafeBytes { raw in
+                    while written < raw.count {
+                        let result = pwrite(descriptor, raw.baseAddress! + written, min(pieceBytes, raw.count - written), off_t(piece!.offset + written))
+                        if result < 0 {
+                            if errno == EINTR { continue }
+                            error = errno
+                            break
+                        }
+                        written += result
                     }
-                    written += result
                 }
             }
+            piece = nil  // `pending` still holds the bytes: freed below, in the normal class
             lock.lock()
             isWriting = false
-            pending.removeFirst()
+            let done = pending.removeFirst()
             if error != 0 {
                 failures += 1
-                failed.append(piece)
+                failed.append(done)
             }
-            writtenEnd = piece.offset + piece.bytes.count
+            writtenEnd = done.offset + done.bytes.count
             lock.broadcast()
+            lock.unlock()
+            withExtendedLifetime(done) {}  // the piece's last reference: freed here, outside the lock
+            lock.lock()
         }
         lock.unlock()
     }
@@ -218,6 +229,39 @@ public final class SpillFile: SpillStore {
 
     public func discard(_ token: UInt64, byteCount: Int) {
         garbageBytes += byteCount
+    }
+}
+
+/// Runs work in the SCHED_IDLE class and the rest of a thread's time in the normal class, for
+/// a background thread that shares locks with the event loop (its own, or malloc's inside
+/// `free`): a thread preempted while it holds one keeps the loop waiting until it runs again,
+/// which in SCHED_IDLE is when a core has nothing else to do. Returning from SCHED_IDLE needs
+/// CAP_SYS_NICE or a permitting RLIMIT_NICE; where it is refused, the thread moves to the idle
+/// class for good and `run` just runs its work.
+public final class IdleClassSwitch {
+    /// Whether the thread can come back from SCHED_IDLE (checked once, at creation).
+    public let canReturn: Bool
+
+    /// Call on the thread it is for.
+    public init() {
+        var idle = sched_param()
+        var normal = sched_param()
+        let original = sched_getscheduler(0)
+        if sched_setscheduler(0, 5 /* SCHED_IDLE */, &idle) == 0 {
+            canReturn = sched_setscheduler(0, original, &normal) == 0
+        } else {
+            canReturn = false
+        }
+        if !canReturn { moveCurrentThreadToIdleClass() }
+    }
+
+    /// Runs `body` in SCHED_IDLE, then returns the thread to the normal class.
+    public func run<Result>(_ body: () throws -> Result) rethrows -> Result {
+        guard canReturn else { return try body() }
+        var parameter = sched_param()
+        _ = sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameter)
+        defer { _ = sched_setscheduler(0, 0 /* SCHED_OTHER */, &parameter) }
+        return try body()
     }
 }
 

@@ -126,4 +126,34 @@ final class SpillFileTests: XCTestCase {
         XCTAssertEqual(file.writeFailures, 0)
         XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: file.path))), expectedFile)
     }
+
+    /// The spill writer's scheduling: SCHED_IDLE inside `run` (its writes), the normal class
+    /// outside (while it may hold a lock the loop takes) where the thread may come back from
+    /// SCHED_IDLE; idle throughout where it may not.
+    func testIdleClassSwitchIsIdleOnlyInsideRun() {
+        let classes = Mutex<(before: Int32, inside: Int32, after: Int32, canReturn: Bool)>((-1, -1, -1, false))
+        let thread = Thread {
+            let idle = IdleClassSwitch()
+            let before = sched_getscheduler(0)
+            let inside = idle.run { sched_getscheduler(0) }
+            let after = sched_getscheduler(0)
+            classes.withLock { $0 = (before, inside, after, idle.canReturn) }
+        }
+        let done = DispatchSemaphore(value: 0)
+        let waiter = Thread { while classes.withLock({ $0.before }) == -1 { usleep(1000) }; done.signal() }
+        thread.start()
+        waiter.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        let seen = classes.withLock { $0 }
+        let schedIdle: Int32 = 5
+        XCTAssertEqual(seen.inside, schedIdle, "the work runs in SCHED_IDLE")
+        if seen.canReturn {
+            XCTAssertEqual(seen.before, 0, "normal class (SCHED_OTHER) outside the work")
+            XCTAssertEqual(seen.after, 0, "back to the normal class after the work")
+        } else {
+            XCTAssertEqual(seen.before, schedIdle, "may not come back: idle throughout")
+            XCTAssertEqual(seen.after, schedIdle)
+        }
+        print("IdleClassSwitch: canReturn \(seen.canReturn) (uid \(getuid()))")
+    }
 }
