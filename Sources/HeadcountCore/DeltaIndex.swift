@@ -236,7 +236,7 @@ struct DeltaIndex {
     /// its last record's time. Chunks are in time order, so this is the ledger's oldest
     /// resident one when `index` is past every older chunk.
     func spillCandidate(from index: Int) -> (chunk: Int, lastOccurredAt: Int64)? {
-        var candidate = max(index, 0)
+        var candidate = max(index, firstMaybeResident)
         while candidate < chunks.count - 1 {
             if chunks[candidate].spilled == nil { return (candidate, chunks[candidate].lastOccurredAt) }
             candidate += 1
@@ -257,8 +257,18 @@ struct DeltaIndex {
         chunks[index].records = []
         residentRecordCount -= records.count
         spilledChunkCount += 1
+        if index == firstMaybeResident {
+            while firstMaybeResident < chunks.count - 1 && chunks[firstMaybeResident].spilled != nil { firstMaybeResident += 1 }
+        }
         return true
     }
+
+    /// Every chunk before it is spilled: where a search for a chunk to spill starts. Each
+    /// round of spilling starts each event from its first chunk; scanning the spilled ones
+    /// again (one `Chunk` and a cache miss each) made a 1 MiB spill slice take 1–5 ms of the
+    /// loop at ~20 M events (docs/BENCHMARKS.md, session 12). Chunks split or come back only
+    /// where they are resident, at or after it; `makeResident` moves it back.
+    private var firstMaybeResident = 0
 
     /// Bytes held: resident records (by capacity) and every chunk's snapshot and keys.
     var allocatedBytes: Int {
@@ -293,6 +303,7 @@ struct DeltaIndex {
         chunks[index].records = loadSpilled(spilled)
         chunks[index].spilled = nil
         spilledChunkCount -= 1
+        firstMaybeResident = min(firstMaybeResident, index)
         spillStore!.discard(spilled.token, byteCount: Int(spilled.count) * MemoryLayout<DeltaRecord>.stride)
         residentRecordCount += Int(spilled.count)
     }

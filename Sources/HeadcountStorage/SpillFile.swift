@@ -54,6 +54,9 @@ public final class SpillFile: SpillStore {
     private var writtenEnd = 0
     /// Bytes stored after `writtenEnd`, in order: the one being written first (`isWriting`).
     private var pending: [(offset: Int, bytes: [UInt8])] = []
+    /// Written pieces' buffers, emptied, for the next pieces (at most `spareBuffersMax`).
+    private var spareBuffers: [[UInt8]] = []
+    private let spareBuffersMax = 32  // 2 MiB: two spill slices (1 MiB each)
     private var isWriting = false
     /// Pieces whose write failed, by offset: served from memory.
     private var failed: [(offset: Int, bytes: [UInt8])] = []
@@ -101,7 +104,13 @@ public final class SpillFile: SpillStore {
         if let last = pending.indices.last, !(isWriting && last == 0), pending[last].bytes.count + bytes.count <= pieceBytes {
             pending[last].bytes.append(contentsOf: bytes)
         } else {
-            pending.append((offset, Array(bytes)))
+            // A piece's buffer is reserved whole and reused once written: growing it by
+            // appends (6 KiB chunks: four reallocations and copies) and a fresh malloc per
+            // piece on a fragmented heap were most of a spill slice's time on the loop.
+            var buffer = spareBuffers.popLast() ?? []
+            buffer.reserveCapacity(max(pieceBytes, bytes.count))
+            buffer.append(contentsOf: bytes)
+            pending.append((offset, buffer))
         }
         storedEnd += bytes.count
         if !hasThread {
@@ -116,51 +125,69 @@ public final class SpillFile: SpillStore {
 
     private func runWriter() {
         Thread.current.name = "hc-spill"
-        // SCHED_IDLE (nice 19 where refused) while it writes: only CPU time no other thread
-        // wants. In the normal class each wake-up of this thread preempted the event loop on
-        // its own core, which then waited out a 64 KiB page-cache write (~5 ms here) with a
-        // query in hand (a `sched_switch` trace with idle year-back queries after a feed: every
-        // 50 ms). But in the normal class while it holds `lock` or frees a written piece (the
-        // loop's malloc arena): an idle-class thread preempted there kept the loop waiting on
-        // the lock until the machine had a core to spare (a saturating feed: docs/BENCHMARKS.md,
-        // session 12). Where the thread may not come back from SCHED_IDLE (an unprivileged
-        // process with RLIMIT_NICE 0) it stays there throughout, as before.
-        let idle = IdleClassSwitch()
-        lock.lock()
+        // SCHED_IDLE (nice 19 where refused) while it writes or waits: only CPU time no other
+        // thread wants. In the normal class each wake-up of this thread preempted the event
+        // loop on its own core, which then waited out a 64 KiB page-cache write (~5 ms here)
+        // with a query in hand (a `sched_switch` trace with idle year-back queries after a
+        // feed: every 50 ms); so it also takes `lock` in the idle class (woken by the loop's
+        // unlock, a normal-class writer preempted the loop for 0.5–1.4 ms, session 12). But in
+        // the normal class while it holds `lock` or frees a written piece (into the loop's
+        // malloc arena, under the arena's lock): an idle-class thread preempted there kept the
+        // loop waiting until the machine had a core to spare (a saturating feed: the loop
+        // asleep in `store`, docs/BENCHMARKS.md session 12). Where the thread may not come
+        // back from SCHED_IDLE (an unprivileged process with RLIMIT_NICE 0) it stays there.
+        let scheduling = IdleClassSwitch()
+        func lockAsIdle() {
+            lock.lock()
+            scheduling.leaveIdle()
+        }
+        lockAsIdle()
         while true {
-            while pending.isEmpty && !isStopping { lock.wait() }
+            while pending.isEmpty && !isStopping {
+                scheduling.enterIdle()
+                lock.wait()
+                scheduling.leaveIdle()
+            }
             if isStopping { break }
             isWriting = true
             var piece: (offset: Int, bytes: [UInt8])? = pending[0]
             lock.unlock()
+            scheduling.enterIdle()
             var written = 0
             var error: Int32 = 0
-            idle.run {
-                piece!.bytes.withUnsafeBytes { raw in
-                    while written < raw.count {
-                        let result = pwrite(descriptor, raw.baseAddress! + written, min(pieceBytes, raw.count - written), off_t(piece!.offset + written))
-                        if result < 0 {
-                            if errno == EINTR { continue }
-                            error = errno
-                            break
-                        }
-                        written += result
+            piece!.bytes.withUnsafeBytes { raw in
+                while written < raw.count {
+                    let result = pwrite(descriptor, raw.baseAddress! + written, min(pieceBytes, raw.count - written), off_t(piece!.offset + written))
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        error = errno
+                        break
                     }
+                    written += result
                 }
             }
-            piece = nil  // `pending` still holds the bytes: freed below, in the normal class
-            lock.lock()
+            piece = nil  // `pending` still holds the bytes: freed or kept below, in the normal class
+            lockAsIdle()
             isWriting = false
-            let done = pending.removeFirst()
+            var done: (offset: Int, bytes: [UInt8])? = pending.removeFirst()
             if error != 0 {
                 failures += 1
-                failed.append(done)
+                failed.append(done!)
             }
-            writtenEnd = done.offset + done.bytes.count
+            writtenEnd = done!.offset + done!.bytes.count
+            let keep = error == 0 && spareBuffers.count < spareBuffersMax
             lock.broadcast()
             lock.unlock()
-            withExtendedLifetime(done) {}  // the piece's last reference: freed here, outside the lock
-            lock.lock()
+            var bytes = done!.bytes
+            done = nil
+            if keep {
+                bytes.removeAll(keepingCapacity: true)  // the only reference now: no copy
+            } else {
+                bytes = []  // freed here, outside the lock
+            }
+            scheduling.enterIdle()
+            lockAsIdle()
+            if keep { spareBuffers.append(bytes) }  // for `store`'s next piece
         }
         lock.unlock()
     }
@@ -232,36 +259,39 @@ public final class SpillFile: SpillStore {
     }
 }
 
-/// Runs work in the SCHED_IDLE class and the rest of a thread's time in the normal class, for
-/// a background thread that shares locks with the event loop (its own, or malloc's inside
-/// `free`): a thread preempted while it holds one keeps the loop waiting until it runs again,
-/// which in SCHED_IDLE is when a core has nothing else to do. Returning from SCHED_IDLE needs
-/// CAP_SYS_NICE or a permitting RLIMIT_NICE; where it is refused, the thread moves to the idle
-/// class for good and `run` just runs its work.
+/// Moves a background thread that shares locks with the event loop (its own, or malloc's
+/// inside `free`) between SCHED_IDLE, for its long work and its waits, and the normal class,
+/// while it holds such a lock: an idle-class thread preempted while holding one keeps the loop
+/// waiting until a core has nothing else to do. Returning from SCHED_IDLE needs CAP_SYS_NICE
+/// or a permitting RLIMIT_NICE; where it is refused, the thread stays in the idle class and
+/// `leaveIdle` does nothing.
 public final class IdleClassSwitch {
     /// Whether the thread can come back from SCHED_IDLE (checked once, at creation).
     public let canReturn: Bool
 
-    /// Call on the thread it is for.
+    /// Call on the thread it is for: the thread is in the idle class after it.
     public init() {
-        var idle = sched_param()
-        var normal = sched_param()
-        let original = sched_getscheduler(0)
-        if sched_setscheduler(0, 5 /* SCHED_IDLE */, &idle) == 0 {
-            canReturn = sched_setscheduler(0, original, &normal) == 0
+        var parameter = sched_param()
+        if sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameter) == 0 {
+            canReturn = sched_setscheduler(0, 0 /* SCHED_OTHER */, &parameter) == 0
         } else {
             canReturn = false
         }
-        if !canReturn { moveCurrentThreadToIdleClass() }
+        moveCurrentThreadToIdleClass()
     }
 
-    /// Runs `body` in SCHED_IDLE, then returns the thread to the normal class.
-    public func run<Result>(_ body: () throws -> Result) rethrows -> Result {
-        guard canReturn else { return try body() }
+    /// To the normal class (nothing where the thread may not return).
+    public func leaveIdle() {
+        guard canReturn else { return }
+        var parameter = sched_param()
+        _ = sched_setscheduler(0, 0 /* SCHED_OTHER */, &parameter)
+    }
+
+    /// Back to the idle class.
+    public func enterIdle() {
+        guard canReturn else { return }
         var parameter = sched_param()
         _ = sched_setscheduler(0, 5 /* SCHED_IDLE */, &parameter)
-        defer { _ = sched_setscheduler(0, 0 /* SCHED_OTHER */, &parameter) }
-        return try body()
     }
 }
 

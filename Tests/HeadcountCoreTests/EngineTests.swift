@@ -98,7 +98,8 @@ final class EngineTests: XCTestCase {
 
     /// Spilling takes the oldest chunks over all events first (each event's chunks are merged
     /// by time, not sorted all together): after every slice, no chunk still resident and
-    /// spillable ends before a chunk already spilled.
+    /// spillable ends before a chunk the slice spilled; so too once late events have brought
+    /// old chunks back.
     func testDeltaSpillingTakesTheOldestChunksOfAllEventsFirst() throws {
         var configuration = EngineConfiguration()
         configuration.deltasPerSnapshot = 8
@@ -110,24 +111,46 @@ final class EngineTests: XCTestCase {
             let event = step % 3 == 0 ? "E1" : (step < 450 ? "E2" : "E3")
             feed(engine, .ticketCreated, ticket: "T\(step)", at: Int64(step * 10), event: event)
         }
-        var slices = 0
-        while engine.spillIfOverBudget(maxBytes: MemoryLayout<DeltaRecord>.stride * 20) > 0 {
-            slices += 1
-            var newestSpilled = Int64.min
+        /// The end times of spilled chunks (by event), and the oldest resident spillable chunk's.
+        func census() -> (spilled: [String: [Int64: Int]], oldestResident: Int64) {
+            var spilled: [String: [Int64: Int]] = [:]
             var oldestResident = Int64.max
-            for ledger in engine.ledgers.values {
+            for (eventId, ledger) in engine.ledgers {
                 let chunks = ledger.deltas.chunks
                 for (index, chunk) in chunks.enumerated() where index < chunks.count - 1 {
                     if chunk.spilled != nil {
-                        newestSpilled = max(newestSpilled, chunk.lastOccurredAt)
+                        spilled[eventId, default: [:]][chunk.lastOccurredAt, default: 0] += 1
                     } else {
                         oldestResident = min(oldestResident, chunk.lastOccurredAt)
                     }
                 }
             }
-            XCTAssertLessThan(newestSpilled, oldestResident, "after slice \(slices)")
+            return (spilled, oldestResident)
         }
-        XCTAssertGreaterThan(slices, 3, "the budget must force several slices of spilling")
+        // After every slice, each chunk it spilled ends before every chunk still resident.
+        func spillInSlices(_ phase: String) -> Int {
+            var slices = 0
+            var before = census().spilled
+            while engine.spillIfOverBudget(maxBytes: MemoryLayout<DeltaRecord>.stride * 20) > 0 {
+                slices += 1
+                let after = census()
+                var newestSpilled = Int64.min
+                for (eventId, times) in after.spilled {
+                    for (time, count) in times where count > before[eventId]?[time] ?? 0 { newestSpilled = max(newestSpilled, time) }
+                }
+                XCTAssertLessThan(newestSpilled, after.oldestResident, "\(phase): after slice \(slices)")
+                before = after.spilled
+            }
+            return slices
+        }
+        XCTAssertGreaterThan(spillInSlices("first"), 3, "the budget must force several slices of spilling")
+        XCTAssertLessThanOrEqual(engine.residentDeltaBytes, configuration.deltaMemoryBytesMax)
+        // Late events bring old spilled chunks back (and split some); spilling takes those
+        // first again, however far before the chunks still resident they lie.
+        for step in 1...40 {
+            feed(engine, .ticketCreated, ticket: "L\(step)", at: Int64(step * 10 + 5), event: step % 2 == 0 ? "E1" : "E2")
+        }
+        XCTAssertGreaterThan(spillInSlices("after late events"), 0)
         XCTAssertLessThanOrEqual(engine.residentDeltaBytes, configuration.deltaMemoryBytesMax)
     }
 

@@ -127,33 +127,34 @@ final class SpillFileTests: XCTestCase {
         XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: file.path))), expectedFile)
     }
 
-    /// The spill writer's scheduling: SCHED_IDLE inside `run` (its writes), the normal class
-    /// outside (while it may hold a lock the loop takes) where the thread may come back from
-    /// SCHED_IDLE; idle throughout where it may not.
-    func testIdleClassSwitchIsIdleOnlyInsideRun() {
-        let classes = Mutex<(before: Int32, inside: Int32, after: Int32, canReturn: Bool)>((-1, -1, -1, false))
-        let thread = Thread {
-            let idle = IdleClassSwitch()
-            let before = sched_getscheduler(0)
-            let inside = idle.run { sched_getscheduler(0) }
-            let after = sched_getscheduler(0)
-            classes.withLock { $0 = (before, inside, after, idle.canReturn) }
-        }
+    /// The spill writer's scheduling: SCHED_IDLE from the start and after `enterIdle`, the
+    /// normal class after `leaveIdle` where the thread may come back from SCHED_IDLE; idle
+    /// throughout where it may not.
+    func testIdleClassSwitchMovesTheThreadBetweenClasses() {
+        let classes = Mutex<[Int32]?>(nil)
+        let canReturn = Mutex(false)
         let done = DispatchSemaphore(value: 0)
-        let waiter = Thread { while classes.withLock({ $0.before }) == -1 { usleep(1000) }; done.signal() }
-        thread.start()
-        waiter.start()
+        Thread {
+            let scheduling = IdleClassSwitch()
+            var seen = [sched_getscheduler(0)]
+            scheduling.leaveIdle()
+            seen.append(sched_getscheduler(0))
+            scheduling.enterIdle()
+            seen.append(sched_getscheduler(0))
+            scheduling.leaveIdle()
+            seen.append(sched_getscheduler(0))
+            classes.withLock { $0 = seen }
+            canReturn.withLock { $0 = scheduling.canReturn }
+            done.signal()
+        }.start()
         XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
-        let seen = classes.withLock { $0 }
-        let schedIdle: Int32 = 5
-        XCTAssertEqual(seen.inside, schedIdle, "the work runs in SCHED_IDLE")
-        if seen.canReturn {
-            XCTAssertEqual(seen.before, 0, "normal class (SCHED_OTHER) outside the work")
-            XCTAssertEqual(seen.after, 0, "back to the normal class after the work")
+        let (idle, normal): (Int32, Int32) = (5, 0)  // SCHED_IDLE, SCHED_OTHER
+        let seen = classes.withLock { $0 } ?? []
+        if canReturn.withLock({ $0 }) {
+            XCTAssertEqual(seen, [idle, normal, idle, normal])
         } else {
-            XCTAssertEqual(seen.before, schedIdle, "may not come back: idle throughout")
-            XCTAssertEqual(seen.after, schedIdle)
+            XCTAssertEqual(seen, [idle, idle, idle, idle], "may not come back: idle throughout")
         }
-        print("IdleClassSwitch: canReturn \(seen.canReturn) (uid \(getuid()))")
+        print("IdleClassSwitch: canReturn \(canReturn.withLock { $0 }) (uid \(getuid()))")
     }
 }
