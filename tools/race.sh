@@ -34,6 +34,7 @@ FRESH=0
 BUILD=1
 KEEP=0
 SERVER_ARGS=()
+SERVER_ENV=()
 
 usage() {
     cat <<EOF
@@ -54,6 +55,8 @@ usage: tools/race.sh [options]
   --keep               keep the temporary directory (logs, server data)
   --server-arg ARG     pass ARG to \`headcount serve\` (repeat for each word), to race a setting:
                        e.g. --server-arg --intake-thread-body-bytes --server-arg 0
+  --server-env VAR=VALUE  set VAR in \`headcount serve\`'s environment only (repeat), e.g.
+                       --server-env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 EOF
 }
 
@@ -72,6 +75,7 @@ while (( $# > 0 )); do
         --json) JSON=1; shift ;;
         --keep) KEEP=1; shift ;;
         --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
+        --server-env) SERVER_ENV+=("$2"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "race: unknown option $1" >&2; usage >&2; exit 64 ;;
     esac
@@ -147,7 +151,7 @@ start_servers() {
     done
     [[ -n "$REDIS_PID" ]] || { echo "race: redis-server did not start (see $TMP/redis-$gen.log)" >&2; exit 1; }
 
-    "$HC" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/headcount-$gen" --keys "$TMP/keys.json" --fsync on ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} \
+    env ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$HC" serve --host 127.0.0.1 --port 0 --data-dir "$TMP/headcount-$gen" --keys "$TMP/keys.json" --fsync on ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} \
         >"$TMP/headcount-$gen.out" 2>"$TMP/headcount-$gen.err" </dev/null &
     HC_PID=$!
     URL=""
@@ -159,7 +163,7 @@ start_servers() {
     done
     [[ -n "$URL" ]] || { echo "race: headcount did not start" >&2; exit 1; }
     LGBASE=("$LG" --url "$URL" --feed-key "$FEED_KEY" --read-key "$READ_KEY" --quiet --json)
-    say "race: headcount $URL (--fsync on${SERVER_ARGS[@]+ ${SERVER_ARGS[*]}}, data $TMP/headcount-$gen); redis $REDIS_VERSION 127.0.0.1:$RP (appendonly yes, appendfsync always, dir $TMP/redis-$gen)"
+    say "race: headcount $URL (--fsync on${SERVER_ARGS[@]+ ${SERVER_ARGS[*]}}${SERVER_ENV[@]+, environment ${SERVER_ENV[*]}}, data $TMP/headcount-$gen); redis $REDIS_VERSION 127.0.0.1:$RP (appendonly yes, appendfsync always, dir $TMP/redis-$gen)"
 }
 
 stop_servers() {
