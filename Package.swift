@@ -6,6 +6,8 @@
 //   CFeedJSON             a small C++ bridge over Debian's simdjson, with an extern "C" API
 //   CCRC32C               CRC-32C with the CPU's instruction (SSE 4.2), for HeadcountStorage
 //   CPrefetch             a cache prefetch hint (`__builtin_prefetch`), for HeadcountCore
+//   CHeapReservoir        jemalloc (libjemalloc-dev) as the server's allocator, tuned: no decay
+//                         purging, fresh extents from one reservoir the prefaulter runs ahead of
 //   HeadcountCore         the pure domain: feed events, ticket state, counters, snapshots, queries
 //   HeadcountFeed         bytes -> validated feed events (JSON / NDJSON), on simdjson
 //   HeadcountStorage      WAL and snapshot files
@@ -63,6 +65,10 @@ let package = Package(
         .target(name: "CCRC32C"),
         .target(name: "CPrefetch"),
         .target(
+            name: "CHeapReservoir",
+            linkerSettings: [.linkedLibrary("jemalloc")]
+        ),
+        .target(
             name: "HeadcountStorage",
             dependencies: ["HeadcountCore", "CCRC32C"],
             swiftSettings: hotPathSettings
@@ -70,7 +76,7 @@ let package = Package(
         .target(
             name: "HeadcountServer",
             dependencies: [
-                "CLibUV", "CHTTPParser", "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
+                "CLibUV", "CHTTPParser", "CHeapReservoir", "HeadcountCore", "HeadcountFeed", "HeadcountStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

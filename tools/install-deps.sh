@@ -3,7 +3,7 @@
 # Used by tools/serve.sh and tools/test.sh; safe to run again (it installs nothing twice).
 set -euo pipefail
 
-packages=(libuv1-dev libhttp-parser-dev libsimdjson-dev pkg-config)
+packages=(libuv1-dev libhttp-parser-dev libsimdjson-dev libjemalloc-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(python3 python3-pip)
 fi

@@ -5,7 +5,6 @@
 #include <sys/syscall.h>
 #include <sched.h>
 #include <sys/prctl.h>
-#include <malloc.h>
 
 /* The calling thread's kernel id (for per-thread priority). */
 static inline int hc_gettid(void) { return (int)syscall(SYS_gettid); }
@@ -31,16 +30,6 @@ static inline int hc_set_thread_slice(unsigned long long nanoseconds, int nice) 
 
 /* Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it (15 bytes). */
 static inline int hc_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
-
-/* Makes glibc malloc keep freed memory in the process: allocations up to `mmap_bytes` come
-   from the heap instead of their own mmap, the heap's free top is given back only past
-   `trim_bytes`, and it grows `top_pad_bytes` at a time. Fewer address-space changes (mmap,
-   munmap, brk), each of which takes the process's address-space lock for writing and waits
-   for whoever holds it. 1 when all three were set. */
-static inline int hc_retain_freed_memory(int mmap_bytes, int trim_bytes, int top_pad_bytes) {
-    return mallopt(M_MMAP_THRESHOLD, mmap_bytes) && mallopt(M_TRIM_THRESHOLD, trim_bytes)
-        && mallopt(M_TOP_PAD, top_pad_bytes);
-}
 
 /* Casts between libuv handle types that Swift cannot express directly. */
 static inline uv_handle_t *hc_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }

@@ -1,3 +1,4 @@
+import CHeapReservoir
 import CLibUV
 import Foundation
 import HeadcountCore
@@ -81,7 +82,7 @@ public final class HeadcountServer {
     /// Recovers, listens, and runs the loop until SIGTERM/SIGINT. Returns the exit status.
     public func run() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        retainFreedMemoryIfConfigured()
+        configureAllocator()
         try prepareDataDirectory()
         try loadKeys()
         try recover()
@@ -256,30 +257,53 @@ public final class HeadcountServer {
         admissionLock.withLock { engine.expireIdempotencyKeys(now: Clock.nowMilliseconds()) }
     }
 
-    /// `ServerConfiguration.retainsFreedMemory`. Each mmap, munmap or brk takes the process's
-    /// address-space lock for writing; under a saturating feed with queries (`perf record -e
-    /// sched:sched_switch`, 8 s) the loop waited for it 6–7 times for 2–9 ms (a large body, a
-    /// flush's buffers, a copied shard being allocated while another thread held the lock),
-    /// and 0–1 times with freed memory kept in the process (query p99 1.2–1.8 ms against
-    /// 1.5–2.3 ms in the same pairs). The price: memory freed after a peak stays with the
-    /// process (up to 1 GiB of free heap top before any is given back).
-    private func retainFreedMemoryIfConfigured() {
-        guard configuration.retainsFreedMemory else { return }
-        if let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"], tunables.contains("glibc.malloc.") {
-            logger.info("GLIBC_TUNABLES sets malloc: the allocator is left as configured there")
+    /// The allocator, jemalloc (linked in, `CHeapReservoir`), tuned for a loop that must not
+    /// stall (docs/ARCHITECTURE.md, "Memory"):
+    /// - `retainsFreedMemory`: no decay purging, so freed pages are reused as they are instead
+    ///   of being given back and faulted in again (each madvise or munmap also takes the
+    ///   address-space lock);
+    /// - `heapPrefaultBytes`: every arena takes its fresh extents from one reservoir
+    ///   (`heapReserveBytes` of address space) in address order, and `hc-prefault` keeps the
+    ///   next `heapPrefaultBytes` of it faulted in, so the loop does not zero its own fresh
+    ///   pages (~15 µs each on this kind of VM).
+    /// Under another allocator (an `LD_PRELOAD`) neither is applied, with a warning.
+    private func configureAllocator() {
+        guard configuration.retainsFreedMemory || configuration.heapPrefaultBytes > 0 else { return }
+        guard hc_jemalloc_serves_malloc() == 1 else {
+            logger.warning("malloc is not jemalloc's (LD_PRELOAD?): --retain-freed-memory and --heap-prefault-bytes are not applied")
             return
         }
-        if hc_retain_freed_memory(32 << 20, 1 << 30, 64 << 20) == 0 {
-            logger.warning("could not set malloc's thresholds (mallopt): freed memory goes back to the system as usual")
-            return
+        var detail: Int32 = 0
+        if configuration.retainsFreedMemory, hc_jemalloc_retain_freed_memory(&detail) != 0 {
+            logger.warning("jemalloc refused to stop purging: freed memory goes back to the system as usual",
+                           metadata: ["error": "\(detail)"])
         }
         if configuration.heapPrefaultBytes > 0 {
-            let prefaulter = HeapPrefaulter(bytes: configuration.heapPrefaultBytes)
-            prefaulter.start()
-            heapPrefaulter = prefaulter
+            let reserve = configuration.heapReserveBytes > 0 ? configuration.heapReserveBytes
+                : Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+            if hc_heap_reservoir_install(reserve, HeadcountServer.reservoirGrowLimit, &detail) == 0 {
+                let bytes = configuration.heapPrefaultBytes
+                let prefaulter = HeapPrefaulter(bytes: bytes, top: {
+                    min(Int(hc_heap_reservoir_frontier()) + bytes, Int(hc_heap_reservoir_end()))
+                })
+                prefaulter.start()
+                heapPrefaulter = prefaulter
+            } else {
+                logger.warning("could not reserve the heap's address range: no prefaulting, the loop faults in its own pages",
+                               metadata: ["bytes": "\(reserve)", "error": "\(detail)"])
+            }
         }
+        logger.info("allocator: jemalloc", metadata: [
+            "version": "\(String(cString: hc_jemalloc_version()))",
+            "retainsFreedMemory": "\(configuration.retainsFreedMemory)",
+            "reservoirBytesLeft": "\(Int(hc_heap_reservoir_end()) - Int(hc_heap_reservoir_frontier()))",
+            "prefaultBytes": "\(heapPrefaulter == nil ? 0 : configuration.heapPrefaultBytes)",
+        ])
     }
-    /// Faults in the heap's free top ahead of the loop (`ServerConfiguration.heapPrefaultBytes`).
+    /// How much an arena takes from the reservoir at a time: small, so that what is handed out
+    /// stays close to what is in use and the prefaulted bytes ahead of it are the next used.
+    static let reservoirGrowLimit = 4 << 20
+    /// Faults in the reservoir's next bytes ahead of the loop (`ServerConfiguration.heapPrefaultBytes`).
     private var heapPrefaulter: HeapPrefaulter?
 
     /// Applies one durable event to the engine (statistics and status changes alike).

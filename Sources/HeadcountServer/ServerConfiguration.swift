@@ -63,15 +63,19 @@ public struct ServerConfiguration: Sendable {
     /// WAL flushes of at most this many bytes (a few one-event requests) are written and
     /// synced on the loop thread; bigger ones on the thread pool. 0: always on the pool.
     public var walLoopSyncBytes = 4096
-    /// Keep freed memory in the process (glibc malloc: allocations up to 32 MiB from the
-    /// heap, its free top given back only past 1 GiB, grown 64 MiB at a time), so the loop
-    /// rarely changes the address space and never waits for its lock behind another thread
-    /// (`HeadcountServer.run`). Not applied when `GLIBC_TUNABLES` sets `glibc.malloc.*`.
+    /// Keep freed memory in the process: jemalloc does not purge freed pages (decay off), so
+    /// the loop reuses them as they are instead of faulting them in again, and no madvise or
+    /// munmap takes the address-space lock on its behalf (`HeadcountServer.configureAllocator`).
+    /// The price: memory freed after a peak stays with the process.
     public var retainsFreedMemory = true
-    /// With `retainsFreedMemory`, a thread (`hc-prefault`) keeps this much of the heap's free
-    /// top faulted in ahead of the loop (`HeapPrefaulter`); 0: off (the loop faults in its own
-    /// fresh pages).
+    /// A thread (`hc-prefault`) keeps this many bytes of the heap's reservoir faulted in ahead
+    /// of what the arenas have taken (`HeapPrefaulter`); 0: off (no reservoir, the loop faults
+    /// in its own fresh pages).
     public var heapPrefaultBytes = 64 << 20
+    /// Address space reserved for the heap's reservoir (not memory: pages are only used when
+    /// touched); past it, jemalloc maps memory as usual, without prefaulting. 0: the size of
+    /// the machine's physical memory.
+    public var heapReserveBytes = 0
     /// Engine tunables: retention (statistics and status changes), idempotency window,
     /// snapshot spacing.
     public var engine = EngineConfiguration()

@@ -73,10 +73,12 @@ struct Serve: ParsableCommand {
     var intakeThreadClass: IntakeThreadClass = .normal
     @Option(help: "After a statistics or status-change query, feed requests stay on the loop (one core) for this long, in milliseconds, leaving the other core to the clients asking queries; 0: large bodies always go to the intake thread.")
     var intakeThreadQueryQuietMilliseconds = 1000
-    @Option(help: "Keep freed memory in the process (glibc malloc: allocations up to 32 MiB from the heap, its free top given back past 1 GiB only, grown 64 MiB at a time): the loop then rarely waits for the address-space lock another thread holds. off: glibc's defaults (also when GLIBC_TUNABLES sets glibc.malloc.*).")
+    @Option(help: "Keep freed memory in the process (jemalloc without decay purging): the loop reuses freed pages as they are instead of faulting them in again, and no madvise or munmap takes the address-space lock on its behalf. off: jemalloc's defaults (freed pages given back after ~10 s).")
     var retainFreedMemory: Switch = .on
-    @Option(help: "With --retain-freed-memory on, a thread (hc-prefault) keeps this many bytes of the heap's free top faulted in ahead of the event loop, so that a growing state does not make the loop zero its own fresh pages (Linux 5.14+, MADV_POPULATE_WRITE). 0: off.")
+    @Option(help: "A thread (hc-prefault) keeps this many bytes of the heap's reservoir faulted in ahead of what the allocator has handed out, so that a growing state does not make the event loop zero its own fresh pages (Linux 5.14+, MADV_POPULATE_WRITE). 0: off (no reservoir).")
     var heapPrefaultBytes = 64 << 20
+    @Option(help: "Address space reserved for the heap's reservoir (not memory: a page is used only once touched); past it the allocator maps memory as usual, without prefaulting. 0: the machine's physical memory size.")
+    var heapReserveBytes = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -101,6 +103,9 @@ struct Serve: ParsableCommand {
         }
         guard (0...10_000).contains(groupCommitGatherMicroseconds) else { throw ValidationError("--group-commit-gather-microseconds must be 0-10000") }
         guard (0...(1 << 30)).contains(heapPrefaultBytes) else { throw ValidationError("--heap-prefault-bytes must be 0-1073741824") }
+        guard heapReserveBytes == 0 || (1 << 30...1 << 46).contains(heapReserveBytes) else {
+            throw ValidationError("--heap-reserve-bytes must be 0 or 1073741824-70368744177664 (1 GiB-64 TiB)")
+        }
         guard (0...(1 << 20)).contains(walLoopSyncBytes) else { throw ValidationError("--wal-loop-sync-bytes must be 0-1048576") }
         guard loopTimeSliceMicroseconds == 0 || (100...100_000).contains(loopTimeSliceMicroseconds) else {
             throw ValidationError("--loop-time-slice-microseconds must be 0 or 100-100000")
@@ -151,6 +156,7 @@ struct Serve: ParsableCommand {
         configuration.isSnapshotDirectIO = snapshotDirectIo == .on
         configuration.retainsFreedMemory = retainFreedMemory == .on
         configuration.heapPrefaultBytes = heapPrefaultBytes
+        configuration.heapReserveBytes = heapReserveBytes
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -63,23 +63,33 @@ final class StartupEndToEndTests: XCTestCase {
         XCTAssertEqual(policy, "5", "the snapshot thread runs in SCHED_IDLE (policy 5)")
     }
 
-    /// `--retain-freed-memory`: on by default, `off` accepted, anything else refused naming
-    /// the option; with `GLIBC_TUNABLES` setting malloc, the server leaves the allocator to it
-    /// and says so.
-    func testRetainFreedMemoryOption() throws {
+    /// `--retain-freed-memory` and the heap reservoir: on by default (the server says it runs on
+    /// jemalloc), `off` accepted, anything else refused naming the option; an out-of-range
+    /// `--heap-reserve-bytes` refused; under another malloc (glibc's, preloaded ahead of the
+    /// linked jemalloc) the server warns and serves anyway.
+    func testAllocatorOptions() throws {
         let directory = NSTemporaryDirectory() + "headcount-malloc-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let refused = try run(["serve", "--port", "0", "--data-dir", directory, "--retain-freed-memory", "maybe"])
         XCTAssertEqual(refused.status, 64, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("retain-freed-memory"), refused.stderr)
-        for (arguments, environment) in [(["--retain-freed-memory", "off"], [String: String]()),
-                                          ([], ["GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"])] {
+        let tooSmall = try run(["serve", "--port", "0", "--data-dir", directory, "--heap-reserve-bytes", "4096"])
+        XCTAssertEqual(tooSmall.status, 64, tooSmall.stderr)
+        XCTAssertTrue(tooSmall.stderr.contains("--heap-reserve-bytes must be"), tooSmall.stderr)
+        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"].first { FileManager.default.fileExists(atPath: $0) }
+        var cases: [(arguments: [String], environment: [String: String], expected: String)] = [
+            ([], [:], "allocator: jemalloc"),
+            (["--retain-freed-memory", "off"], [:], "retainsFreedMemory=false"),
+        ]
+        if let libc { cases.append(([], ["LD_PRELOAD": libc], "malloc is not jemalloc's")) }
+        for (arguments, environment, expected) in cases {
             let started = try run(["serve", "--port", "0", "--data-dir", directory] + arguments, until: "listening on", environment: environment)
             XCTAssertTrue(started.stdout.contains("listening on"), started.stdout)
             started.process.terminate()
             started.process.waitUntilExit()
             let stderr = String(decoding: (started.process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            XCTAssertEqual(stderr.contains("GLIBC_TUNABLES sets malloc"), !environment.isEmpty, stderr)
+            XCTAssertTrue(stderr.contains(expected), "\(arguments) \(environment): \(stderr)")
+            XCTAssertEqual(started.process.terminationStatus, 0, stderr)
         }
     }
 

@@ -1,0 +1,43 @@
+#ifndef HEADCOUNT_HEAP_RESERVOIR_H
+#define HEADCOUNT_HEAP_RESERVOIR_H
+
+/* The server's memory allocator is jemalloc (Debian's libjemalloc, linked into the process).
+   These calls tune it for an event loop that must not stall (docs/ARCHITECTURE.md, "Memory"):
+
+   - hc_jemalloc_serves_malloc: whether malloc in this process really is jemalloc's (an
+     LD_PRELOAD of another allocator would take over; then nothing here is applied).
+   - hc_jemalloc_retain_freed_memory: freed pages stay with the process (no decay purging),
+     so the loop does not fault them in again, nor do madvise calls on its behalf.
+   - hc_heap_reservoir_install: every arena takes its fresh memory from one reservoir, a
+     single address range reserved up front and handed out from its low end, so that a
+     thread (HeapPrefaulter) can fault in the next bytes before anyone allocates them.
+
+   All return 0 on success, -1 when the allocator refused (errno-style detail in *detail). */
+
+#include <stddef.h>
+
+/* 1 when malloc and free in this process are jemalloc's. */
+int hc_jemalloc_serves_malloc(void);
+
+/* jemalloc's version string ("5.3.0-0-g..."), or "" when unavailable. */
+const char *hc_jemalloc_version(void);
+
+/* Sets every arena's (and future arenas') dirty and muzzy decay to -1: never purge. */
+int hc_jemalloc_retain_freed_memory(int *detail);
+
+/* Reserves `length` bytes of address space (MAP_NORESERVE: no memory until touched) and makes
+   every automatic arena (and the huge-allocation arena) take its new extents from it, at most
+   `grow_limit` bytes at a time, in address order. Past its end, arenas map memory as jemalloc
+   does by default. Once per process: later calls return 0 and change nothing. */
+int hc_heap_reservoir_install(size_t length, size_t grow_limit, int *detail);
+
+/* Arena `arena`'s dirty-page decay in milliseconds (-1: never purged), or -2 when unreadable. */
+long hc_jemalloc_arena_dirty_decay_ms(unsigned arena);
+
+/* The end of what has been handed out so far (base + used), or 0 when not installed. */
+size_t hc_heap_reservoir_frontier(void);
+
+/* The reservoir's last address + 1, or 0 when not installed. */
+size_t hc_heap_reservoir_end(void);
+
+#endif
