@@ -51,20 +51,49 @@ static int set_each_arena(const char *name, void *value, size_t length, int *det
     return 0;
 }
 
+int hc_jemalloc_huge_arena(void) {
+    size_t oversize = 0, size = sizeof(oversize);
+    if (mallctl("opt.oversize_threshold", &oversize, &size, NULL, 0) != 0 || oversize == 0) return -1;
+    void *volatile block = malloc(oversize);
+    free(block);
+    unsigned automatic = 0;
+    size = sizeof(automatic);
+    if (mallctl("opt.narenas", &automatic, &size, NULL, 0) != 0) return -1;
+    return arena_count() > automatic ? (int)automatic : -1;
+}
+
 int hc_jemalloc_retain_freed_memory(int *detail) {
-    ssize_t never = -1;
+    int huge = hc_jemalloc_huge_arena();
+    ssize_t never = -1, at_once = 0;
     const char *names[] = {"dirty_decay_ms", "muzzy_decay_ms"};
-    for (int i = 0; i < 2; i++) {
+    for (int n = 0; n < 2; n++) {
         char key[64];
-        snprintf(key, sizeof(key), "arenas.%s", names[i]);
+        /* Arenas created later (a thread's first allocation) start from this. */
+        snprintf(key, sizeof(key), "arenas.%s", names[n]);
         int result = mallctl(key, NULL, NULL, &never, sizeof(never));
+        unsigned count = arena_count();
+        for (unsigned i = 0; result == 0 && i < count; i++) {
+            /* Blocks of 8 MiB and more (whole WAL segments, recovery's sort buffers, a large
+               table's storage) are purged when freed, as glibc unmaps its large chunks: kept,
+               one peak's worth would stay resident for good (a restart from a 25 M-event WAL
+               ended at 7.6 GB instead of 4.0). */
+            ssize_t *value = (int)i == huge ? &at_once : &never;
+            snprintf(key, sizeof(key), "arena.%u.%s", i, names[n]);
+            result = mallctl(key, NULL, NULL, value, sizeof(*value));
+            if (result == EFAULT) result = 0;  /* not created yet: starts from the default */
+        }
         if (result != 0) {
             if (detail) *detail = result;
             return -1;
         }
-        if (set_each_arena(names[i], &never, sizeof(never), detail) != 0) return -1;
     }
     return 0;
+}
+
+int hc_jemalloc_purge_all(void) {
+    char key[64];
+    snprintf(key, sizeof(key), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+    return mallctl(key, NULL, NULL, NULL, 0) == 0 ? 0 : -1;
 }
 
 long hc_jemalloc_arena_dirty_decay_ms(unsigned arena) {
@@ -199,14 +228,7 @@ int hc_heap_reservoir_install(size_t length, size_t grow_limit, int *detail) {
     reservoir_length = length;
     atomic_store(&reservoir_used, 0);
 
-    /* The huge-allocation arena (allocations from opt.oversize_threshold up) exists only
-       once something that large was allocated: allocate once so that it gets the hooks too. */
-    size_t oversize = 0;
-    size = sizeof(oversize);
-    if (mallctl("opt.oversize_threshold", &oversize, &size, NULL, 0) == 0 && oversize > 0) {
-        void *volatile block = malloc(oversize);
-        free(block);
-    }
+    hc_jemalloc_huge_arena();  /* creates the huge-allocation arena, so that it gets the hooks too */
     /* Writing an automatic arena's hooks creates the arena when it does not exist yet. */
     unsigned automatic = 0;
     size = sizeof(automatic);

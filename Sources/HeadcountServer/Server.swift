@@ -86,6 +86,7 @@ public final class HeadcountServer {
         try prepareDataDirectory()
         try loadKeys()
         try recover()
+        releaseRecoveryMemory()
 
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         guard uv_loop_init(loop) == 0 else { throw StartError.listen("uv_loop_init failed") }
@@ -299,6 +300,13 @@ public final class HeadcountServer {
             "reservoirBytesLeft": "\(Int(hc_heap_reservoir_end()) - Int(hc_heap_reservoir_frontier()))",
             "prefaultBytes": "\(heapPrefaulter == nil ? 0 : configuration.heapPrefaultBytes)",
         ])
+    }
+    /// Recovery's temporary buffers (WAL segments read, sort and build arrays) are freed by
+    /// now; with freed memory retained they would stay resident for good (a restart from a
+    /// 25 M-event WAL: 4.6 GB resident after, against 4.0 under glibc).
+    private func releaseRecoveryMemory() {
+        guard configuration.retainsFreedMemory, hc_jemalloc_serves_malloc() == 1 else { return }
+        if hc_jemalloc_purge_all() != 0 { logger.notice("jemalloc refused to purge after recovery") }
     }
     /// How much an arena takes from the reservoir at a time: small, so that what is handed out
     /// stays close to what is in use and the prefaulted bytes ahead of it are the next used.

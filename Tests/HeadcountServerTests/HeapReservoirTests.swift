@@ -4,7 +4,7 @@ import XCTest
 
 /// The allocator the server runs on (`CHeapReservoir`): jemalloc serves malloc in a process
 /// linked with the server, the reservoir hands out fresh extents from its low end, and
-/// retaining freed memory turns decay purging off.
+/// retaining freed memory turns decay purging off (except for blocks of 8 MiB and more).
 final class HeapReservoirTests: XCTestCase {
     func testMallocInAProcessLinkedWithTheServerIsJemalloc() {
         XCTAssertEqual(hc_jemalloc_serves_malloc(), 1, "jemalloc must precede libc in the link order")
@@ -39,5 +39,8 @@ final class HeapReservoirTests: XCTestCase {
         var detail: Int32 = 0
         XCTAssertEqual(hc_jemalloc_retain_freed_memory(&detail), 0, "error \(detail)")
         XCTAssertEqual(hc_jemalloc_arena_dirty_decay_ms(0), -1)
+        let huge = hc_jemalloc_huge_arena()
+        XCTAssertGreaterThan(huge, 0, "jemalloc has a huge-allocation arena")
+        XCTAssertEqual(hc_jemalloc_arena_dirty_decay_ms(UInt32(huge)), 0, "blocks of 8 MiB and more are purged when freed")
     }
 }

@@ -22,7 +22,9 @@ int hc_jemalloc_serves_malloc(void);
 /* jemalloc's version string ("5.3.0-0-g..."), or "" when unavailable. */
 const char *hc_jemalloc_version(void);
 
-/* Sets every arena's (and future arenas') dirty and muzzy decay to -1: never purge. */
+/* Sets every arena's (and future arenas') dirty and muzzy decay to -1: never purge; except
+   the huge-allocation arena's (blocks of opt.oversize_threshold, 8 MiB, and more), which
+   purges at once, as glibc unmaps its large chunks. */
 int hc_jemalloc_retain_freed_memory(int *detail);
 
 /* Reserves `length` bytes of address space (MAP_NORESERVE: no memory until touched) and makes
@@ -30,6 +32,15 @@ int hc_jemalloc_retain_freed_memory(int *detail);
    `grow_limit` bytes at a time, in address order. Past its end, arenas map memory as jemalloc
    does by default. Once per process: later calls return 0 and change nothing. */
 int hc_heap_reservoir_install(size_t length, size_t grow_limit, int *detail);
+
+/* Gives every arena's freed pages back to the system now (once, after recovery: its
+   temporary buffers would otherwise stay resident with freed memory retained). */
+int hc_jemalloc_purge_all(void);
+
+/* The index of the huge-allocation arena (allocations from opt.oversize_threshold up), which
+   exists only once something that large was allocated: this call allocates such a block once
+   to create it. -1 when there is none. */
+int hc_jemalloc_huge_arena(void);
 
 /* Arena `arena`'s dirty-page decay in milliseconds (-1: never purged), or -2 when unreadable. */
 long hc_jemalloc_arena_dirty_decay_ms(unsigned arena);
