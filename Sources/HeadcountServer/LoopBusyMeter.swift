@@ -27,10 +27,9 @@ final class LoopBusyMeter {
         self.logger = logger
         self.stallWarningNanoseconds = stallWarningNanoseconds
         histogram = registry.makeDurationHistogram(
-            name: "headcount_loop_busy_seconds",
+            descriptor: ServerMetrics.describe("headcount_loop_busy_seconds", "Time each turn of the event loop was busy (not waiting for I/O): what a query may wait before it is read"),
             buckets: [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
-                      .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)],
-            help: "Time each turn of the event loop was busy (not waiting for I/O): what a query may wait before it is read")
+                      .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)])
         guard hc_loop_measure_idle_time(loop) == 0 else { return }  // not supported: no figures
         let prepare = UnsafeMutablePointer<uv_prepare_t>.allocate(capacity: 1)
         uv_prepare_init(loop, prepare)

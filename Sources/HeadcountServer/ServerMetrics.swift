@@ -61,15 +61,13 @@ final class ServerMetrics {
         lastSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_last_applied_sequence", "Sequence of the last applied event"))
         durableSequence = registry.makeGauge(descriptor: ServerMetrics.describe("headcount_durable_sequence", "Sequence of the last durable event"))
         statisticsQueries = registry.makeDurationHistogram(
-            name: "headcount_statistics_query_seconds",
+            descriptor: ServerMetrics.describe("headcount_statistics_query_seconds", "Time each statistics query took in its handler on the loop (parameters, point-in-time answers, spilled records read back, JSON): the server's own share of query latency; the rest is waiting for the loop's turn and the network"),
             buckets: [.microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
-                      .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50)],
-            help: "Time each statistics query took in its handler on the loop (parameters, point-in-time answers, spilled records read back, JSON): the server's own share of query latency; the rest is waiting for the loop's turn and the network")
+                      .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50)])
         walSyncs = registry.makeDurationHistogram(
-            name: "headcount_wal_sync_seconds",
+            descriptor: ServerMetrics.describe("headcount_wal_sync_seconds", "Time each durable WAL flush took, write and fsync (or one write-through write): every acknowledgement waits for one; the disk's share of feed latency"),
             buckets: [.microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
-                      .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)],
-            help: "Time each durable WAL flush took, write and fsync (or one write-through write): every acknowledgement waits for one; the disk's share of feed latency")
+                      .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1)])
     }
 
     func recordWALSync(nanoseconds: UInt64) { walSyncs.record(.nanoseconds(Int64(nanoseconds))) }
