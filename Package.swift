@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "HeadcountBenchmarks",
             dependencies: [
-                "HeadcountCore", "HeadcountFeed", "HeadcountStorage", "HeadcountTestSupport",
+                "HeadcountCore", "HeadcountFeed", "HeadcountStorage", "HeadcountTestSupport", "CHeapReservoir",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/HeadcountBenchmarks"

@@ -19,6 +19,10 @@
 //
 // Each figure is the median of several rounds on this machine; compare ratios within one
 // run (shared machines are noisy). docs/BENCHMARKS.md records the latest figures.
+//
+// The benchmarks run on the server's allocator (jemalloc, linked through CHeapReservoir), so
+// that memory and speed figures are the ones the server has; the first line says which.
+import CHeapReservoir
 import Foundation
 import HeadcountCore
 import HeadcountFeed
@@ -124,6 +128,10 @@ func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 let options = Options(CommandLine.arguments)
 var results: [(String, Double, String)] = []
+if !options.json {
+    print(hc_jemalloc_serves_malloc() == 1 ? "allocator: jemalloc \(String(cString: hc_jemalloc_version()))"
+                                           : "allocator: not jemalloc (LD_PRELOAD?)")
+}
 func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value, unit))
     if !options.json { print(name.padding(toLength: 54, withPad: " ", startingAt: 0) + String(format: abs(value) < 10 ? "%14.3f " : "%14.1f ", value) + unit) }
