@@ -90,6 +90,18 @@ int hc_jemalloc_retain_freed_memory(int *detail) {
     return 0;
 }
 
+int hc_jemalloc_purge_in_background(void) {
+    bool enable = true;
+    return mallctl("background_thread", NULL, NULL, &enable, sizeof(enable)) == 0 ? 0 : -1;
+}
+
+int hc_jemalloc_purges_in_background(void) {
+    bool enabled = false;
+    size_t size = sizeof(enabled);
+    if (mallctl("background_thread", &enabled, &size, NULL, 0) != 0) return 0;
+    return enabled ? 1 : 0;
+}
+
 int hc_jemalloc_purge_all(void) {
     char key[64];
     snprintf(key, sizeof(key), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);

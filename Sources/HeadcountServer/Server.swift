@@ -267,17 +267,22 @@ public final class HeadcountServer {
     ///   (`heapReserveBytes` of address space) in address order, and `hc-prefault` keeps the
     ///   next `heapPrefaultBytes` of it faulted in, so the loop does not zero its own fresh
     ///   pages (~15 µs each on this kind of VM).
+    /// With `retainsFreedMemory` off, jemalloc's decay purging runs on its own background
+    /// threads, never inline on the loop.
     /// Under another allocator (an `LD_PRELOAD`) neither is applied, with a warning.
     private func configureAllocator() {
-        guard configuration.retainsFreedMemory || configuration.heapPrefaultBytes > 0 else { return }
         guard hc_jemalloc_serves_malloc() == 1 else {
             logger.warning("malloc is not jemalloc's (LD_PRELOAD?): --retain-freed-memory and --heap-prefault-bytes are not applied")
             return
         }
         var detail: Int32 = 0
-        if configuration.retainsFreedMemory, hc_jemalloc_retain_freed_memory(&detail) != 0 {
-            logger.warning("jemalloc refused to stop purging: freed memory goes back to the system as usual",
-                           metadata: ["error": "\(detail)"])
+        if configuration.retainsFreedMemory {
+            if hc_jemalloc_retain_freed_memory(&detail) != 0 {
+                logger.warning("jemalloc refused to stop purging: freed memory goes back to the system as usual",
+                               metadata: ["error": "\(detail)"])
+            }
+        } else if hc_jemalloc_purge_in_background() != 0 {
+            logger.notice("jemalloc has no background threads here: freed memory is purged by whichever thread frees or allocates")
         }
         if configuration.heapPrefaultBytes > 0 {
             let reserve = configuration.heapReserveBytes > 0 ? configuration.heapReserveBytes
@@ -297,6 +302,7 @@ public final class HeadcountServer {
         logger.info("allocator: jemalloc", metadata: [
             "version": "\(String(cString: hc_jemalloc_version()))",
             "retainsFreedMemory": "\(configuration.retainsFreedMemory)",
+            "purgesInBackground": "\(hc_jemalloc_purges_in_background() == 1)",
             "reservoirBytesLeft": "\(Int(hc_heap_reservoir_end()) - Int(hc_heap_reservoir_frontier()))",
             "prefaultBytes": "\(heapPrefaulter == nil ? 0 : configuration.heapPrefaultBytes)",
         ])

@@ -79,7 +79,8 @@ final class StartupEndToEndTests: XCTestCase {
         let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"].first { FileManager.default.fileExists(atPath: $0) }
         var cases: [(arguments: [String], environment: [String: String], expected: String)] = [
             ([], [:], "allocator: jemalloc"),
-            (["--retain-freed-memory", "off"], [:], "retainsFreedMemory=false"),
+            (["--retain-freed-memory", "off"], [:], "purgesInBackground=true"),
+            (["--retain-freed-memory", "off", "--heap-prefault-bytes", "0"], [:], "prefaultBytes=0"),
         ]
         if let libc { cases.append(([], ["LD_PRELOAD": libc], "malloc is not jemalloc's")) }
         for (arguments, environment, expected) in cases {

@@ -33,6 +33,13 @@ int hc_jemalloc_retain_freed_memory(int *detail);
    does by default. Once per process: later calls return 0 and change nothing. */
 int hc_heap_reservoir_install(size_t length, size_t grow_limit, int *detail);
 
+/* Makes jemalloc's own background threads do the decay purging (freed pages given back
+   after ~10 s), so that no allocating thread (the event loop) purges inline. 0 on success. */
+int hc_jemalloc_purge_in_background(void);
+
+/* 1 when jemalloc's background purging threads are on. */
+int hc_jemalloc_purges_in_background(void);
+
 /* Gives every arena's freed pages back to the system now (once, after recovery: its
    temporary buffers would otherwise stay resident with freed memory retained). */
 int hc_jemalloc_purge_all(void);
