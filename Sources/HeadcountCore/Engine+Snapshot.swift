@@ -176,7 +176,7 @@ public struct EngineSnapshotSource: @unchecked Sendable {
 /// `cachedPagesMax` pages of a spilled history in memory.
 struct SpilledPageReader {
     let history: PagedArray<EventLedger.HistoryEntry>
-    private var cache: [Int: [EventLedger.HistoryEntry]] = [:]
+    private var cache: [Int: PagedArray<EventLedger.HistoryEntry>.Page] = [:]
     private var order: [Int] = []
     static let cachedPagesMax = 32
 
@@ -185,13 +185,13 @@ struct SpilledPageReader {
     mutating func entry(_ index: Int) -> EventLedger.HistoryEntry {
         let page = index >> history.pageShift
         let offset = index & (history.pageSize - 1)
-        if let cached = cache[page] { return cached[offset] }
-        let contents = history.pageContents(page)
-        if history.isResident(page) { return contents[offset] }
+        if history.isResident(page) { return history.element(at: index) }
+        if let cached = cache[page] { return cached.base[offset] }
+        let contents = history.spilledPageContents(page)
         if order.count == Self.cachedPagesMax { cache[order.removeFirst()] = nil }
         cache[page] = contents
         order.append(page)
-        return contents[offset]
+        return contents.base[offset]
     }
 }
 

@@ -3,17 +3,48 @@
 ///
 /// - Copies share pages copy-on-write, so after a snapshot takes a copy, the owner's next
 ///   change to a page copies that page alone (128 KiB with the default 4 Ki-entry pages) instead of the whole array.
+/// - A page's elements live in one allocation of exactly `capacity × stride` bytes
+///   (`PagedArray.Page`), not in a Swift array: an array's 32-byte header would push a
+///   128 KiB page into jemalloc's 160 KiB size class (and Swift would fill the capacity it
+///   got), 25% more memory per history entry (docs/BENCHMARKS.md, session 13).
 /// - Spilling: `spill(page:)` hands a full page's bytes to the store and frees it; the next
 ///   access to it (the getter is `mutating`) reads it back and keeps it. A copy taken while a
 ///   page was spilled keeps the token and reads the page through `element(at:)` — the store's
 ///   bytes never change, so the copy sees the page as it was.
-struct PagedArray<Element> {
+struct PagedArray<Element: BitwiseCopyable> {
+    /// One page's elements: `count` of `capacity` initialized, in a buffer of its own.
+    final class Page {
+        let base: UnsafeMutablePointer<Element>
+        let capacity: Int
+        var count = 0
+
+        init(capacity: Int) {
+            base = .allocate(capacity: capacity)
+            self.capacity = capacity
+        }
+
+        /// A copy with room for `capacity` elements (at least `count`).
+        func copy(capacity: Int) -> Page {
+            let page = Page(capacity: max(capacity, count))
+            page.base.initialize(from: base, count: count)
+            page.count = count
+            return page
+        }
+
+        var elements: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: base, count: count) }
+
+        deinit { base.deallocate() }  // elements are bitwise-copyable: nothing to deinitialize
+    }
+
     /// log2 of the elements per page.
     let pageShift: Int
     var pageSize: Int { 1 << pageShift }
 
-    /// Resident pages; a spilled page is empty here (a resident page is never empty).
-    private var pages: [[Element]] = []
+    /// Resident pages; a spilled page is nil here (a resident page is never empty).
+    private var pages: [Page?] = []
+    /// Each resident page's element buffer (`pages[i]?.base`), so that a read is as many
+    /// dependent loads as in an array of arrays: kept in step by `setPage`.
+    private var bases: [UnsafeMutablePointer<Element>?] = []
     /// Where each spilled page is.
     private var spilled: [UInt64?] = []
     private(set) var count = 0
@@ -29,13 +60,24 @@ struct PagedArray<Element> {
     subscript(index: Int) -> Element {
         mutating get {
             let page = index >> pageShift
-            if pages[page].isEmpty { faultIn(page) }
-            return pages[page][index & (pageSize - 1)]
+            if bases[page] == nil { faultIn(page) }
+            return bases[page].unsafelyUnwrapped[index & (pageSize - 1)]
         }
-        set {
+        _modify {
             let page = index >> pageShift
-            if pages[page].isEmpty { faultIn(page) }
-            pages[page][index & (pageSize - 1)] = newValue
+            makeUnique(page)
+            yield &bases[page].unsafelyUnwrapped[index & (pageSize - 1)]
+        }
+    }
+
+    /// Makes page `page` resident and owned by this array alone (copying it if a copy of the
+    /// array shares it).
+    @inline(__always)
+    private mutating func makeUnique(_ page: Int) {
+        if pages[page] == nil { faultIn(page) }
+        if !isKnownUniquelyReferenced(&pages[page]) {
+            let shared = pages[page].unsafelyUnwrapped
+            setPage(page, shared.copy(capacity: shared.capacity))
         }
     }
 
@@ -44,40 +86,34 @@ struct PagedArray<Element> {
     @inline(__always)
     func prefetchAddress(_ index: Int) -> UnsafeRawPointer? {
         let page = index >> pageShift
-        guard index >= 0, page < pages.count else { return nil }
-        return pages.withUnsafeBufferPointer { pages in
-            pages[page].withUnsafeBufferPointer { elements in
-                let offset = index & (pageSize - 1)
-                guard offset < elements.count, let base = elements.baseAddress else { return nil }
-                return UnsafeRawPointer(base + offset)
-            }
-        }
+        guard index >= 0, page < pages.count, let contents = pages[page] else { return nil }
+        let offset = index & (pageSize - 1)
+        guard offset < contents.count else { return nil }
+        return UnsafeRawPointer(contents.base + offset)
     }
 
     /// The element, reading a spilled page from the store without keeping it (for copies
     /// encoded on another thread). O(page) when spilled.
     func element(at index: Int) -> Element {
         let page = index >> pageShift
-        if pages[page].isEmpty { return loadPage(page)[index & (pageSize - 1)] }
-        return pages[page][index & (pageSize - 1)]
+        guard let contents = pages[page] else { return loadPage(page).base[index & (pageSize - 1)] }
+        return contents.base[index & (pageSize - 1)]
     }
 
-    /// A whole page, resident or read from the store (for encoding many elements).
-    func pageContents(_ page: Int) -> [Element] { pages[page].isEmpty ? loadPage(page) : pages[page] }
+    /// A spilled page's elements, read from the store (for encoding many elements of it).
+    func spilledPageContents(_ page: Int) -> Page { loadPage(page) }
 
     var pageCount: Int { pages.count }
 
-    func isResident(_ page: Int) -> Bool { !pages[page].isEmpty }
+    func isResident(_ page: Int) -> Bool { pages[page] != nil }
 
     mutating func append(_ element: Element) {
-        if count & (pageSize - 1) == 0 {
-            pages.append([])  // grows by doubling up to a page: small ledgers stay small
-            spilled.append(nil)
-            residentPageCount += 1
-        }
+        if count & (pageSize - 1) == 0 { startPage() }
         let last = pages.count - 1
-        if pages[last].isEmpty && spilled[last] != nil { faultIn(last) }
-        pages[last].append(element)
+        reserveInLastPage(1)
+        let contents = pages[last].unsafelyUnwrapped
+        (contents.base + contents.count).initialize(to: element)
+        contents.count += 1
         count += 1
     }
 
@@ -85,57 +121,90 @@ struct PagedArray<Element> {
     mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
         var start = 0
         while start < elements.count {
-            if count & (pageSize - 1) == 0 {
-                pages.append([])
-                spilled.append(nil)
-                residentPageCount += 1
-            }
+            if count & (pageSize - 1) == 0 { startPage() }
             let last = pages.count - 1
-            if pages[last].isEmpty && spilled[last] != nil { faultIn(last) }
             let room = pageSize - (count & (pageSize - 1))
             let end = min(elements.count, start + room)
-            if pages[last].isEmpty { pages[last].reserveCapacity(end - start) }
-            pages[last].append(contentsOf: UnsafeBufferPointer(rebasing: elements[start..<end]))
+            reserveInLastPage(end - start)
+            let contents = pages[last].unsafelyUnwrapped
+            (contents.base + contents.count).initialize(from: elements.baseAddress! + start, count: end - start)
+            contents.count += end - start
             count += end - start
             start = end
+        }
+    }
+
+    private mutating func startPage() {
+        pages.append(nil)
+        bases.append(nil)
+        spilled.append(nil)
+    }
+
+    @inline(__always)
+    private mutating func setPage(_ index: Int, _ page: Page?) {
+        pages[index] = page
+        bases[index] = page?.base
+    }
+
+    /// Makes the last page resident, owned alone, with room for `extra` more elements:
+    /// grown by doubling up to a page, so small ledgers stay small.
+    @inline(__always)
+    private mutating func reserveInLastPage(_ extra: Int) {
+        let last = pages.count - 1
+        if pages[last] == nil {
+            if spilled[last] != nil {
+                faultIn(last)
+            } else {
+                setPage(last, Page(capacity: min(pageSize, max(16, extra))))
+                residentPageCount += 1
+            }
+        }
+        // Checked before anything here holds a reference to the page (that would make it
+        // look shared, and every append would copy it).
+        let isShared = !isKnownUniquelyReferenced(&pages[last])
+        let (count, capacity) = (pages[last].unsafelyUnwrapped.count, pages[last].unsafelyUnwrapped.capacity)
+        if count + extra > capacity || isShared {
+            var grown = capacity
+            while grown < count + extra { grown *= 2 }
+            setPage(last, pages[last].unsafelyUnwrapped.copy(capacity: min(grown, pageSize)))
         }
     }
 
     /// Full, resident pages that may be spilled (never the last, which takes appends).
     var spillablePages: [Int] {
         guard pages.count > 1 else { return [] }
-        return (0..<(pages.count - 1)).filter { !pages[$0].isEmpty }
+        return (0..<(pages.count - 1)).filter { pages[$0] != nil }
     }
 
     /// Moves a full page's elements to the store. False if there is no store, or it failed.
     @discardableResult
     mutating func spill(page: Int) -> Bool {
-        guard let spillStore, page < pages.count - 1, !pages[page].isEmpty else { return false }
-        guard let token = pages[page].withUnsafeBytes({ spillStore.store($0) }) else { return false }
+        guard let spillStore, page < pages.count - 1, let contents = pages[page] else { return false }
+        guard let token = spillStore.store(UnsafeRawBufferPointer(contents.elements)) else { return false }
         spilled[page] = token
-        pages[page] = []
+        setPage(page, nil)
         residentPageCount -= 1
         return true
     }
 
-    private func loadPage(_ page: Int) -> [Element] {
+    private func loadPage(_ page: Int) -> Page {
         guard let token = spilled[page], let spillStore else {
             preconditionFailure("page \(page) is neither resident nor spilled")
         }
         let size = pageSize
         let bytes = spillStore.load(token, byteCount: size * MemoryLayout<Element>.stride)
-        return Array(unsafeUninitializedCapacity: size) { buffer, initialized in
-            bytes.withUnsafeBytes { raw in
-                for i in 0..<size {
-                    buffer[i] = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Element>.stride, as: Element.self)
-                }
+        let contents = Page(capacity: size)
+        bytes.withUnsafeBytes { raw in
+            for i in 0..<size {
+                (contents.base + i).initialize(to: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Element>.stride, as: Element.self))
             }
-            initialized = size
         }
+        contents.count = size
+        return contents
     }
 
     private mutating func faultIn(_ page: Int) {
-        pages[page] = loadPage(page)
+        setPage(page, loadPage(page))
         if let token = spilled[page] {
             spillStore?.discard(token, byteCount: pageSize * MemoryLayout<Element>.stride)
         }
@@ -144,5 +213,5 @@ struct PagedArray<Element> {
     }
 
     /// Bytes reserved by the resident pages.
-    var allocatedBytes: Int { pages.reduce(0) { $0 + $1.capacity } * MemoryLayout<Element>.stride }
+    var allocatedBytes: Int { pages.reduce(0) { $0 + ($1?.capacity ?? 0) } * MemoryLayout<Element>.stride }
 }
