@@ -442,7 +442,7 @@ public final class Engine {
 
         init(ledgers: [EventLedger]) {
             self.ledgers = ledgers
-            for (index, ledger) in ledgers.enumerated() { push(ledger: index, from: 0) }
+            for index in ledgers.indices { push(ledger: index, from: 0) }
         }
 
         var isEmpty: Bool { heap.isEmpty }

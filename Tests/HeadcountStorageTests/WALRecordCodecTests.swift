@@ -72,7 +72,7 @@ final class WALRecordCodecTests: XCTestCase {
         var expected: [UInt8] = []
         for (index, event) in events.enumerated() {
             let arrival = 1_747_807_200_000 + Int64(index)
-            try withBytes(of: event) { bytes in
+            withBytes(of: event) { bytes in
                 XCTAssertNil(WALRecord.encodingProblem(of: bytes))
                 XCTAssertEqual(bytes.event, event)
                 let count = WALRecord.encodeUnsealed(arrivalMilliseconds: arrival, event: bytes, into: &unsealed)
