@@ -5,24 +5,24 @@ import Foundation
 import Glibc
 #endif
 
-/// Faults in the free top of the heap before the loop gets there, on a thread of its own
+/// Faults in the heap's next bytes before the loop gets there, on a thread of its own
 /// (`hc-prefault`), so that the loop's allocations find their pages present.
 ///
 /// Why: a page the process touches for the first time is allocated and zeroed inside the
 /// page fault, on the thread that touches it. Under a saturating feed the state grows by tens
 /// of MB a second, and on this kind of virtual machine each fresh page costs ~15 µs (the guest
 /// zeroes it and the host backs it on that first write): `clear_page_erms` was 20% of the
-/// loop's samples, ~13 k faults a second on the loop (docs/BENCHMARKS.md, session 11). On a
-/// kernel that does not preempt kernel code, those are also stretches in which nothing else
-/// runs on that core.
+/// loop's samples, ~13 k faults a second on the loop (docs/BENCHMARKS.md, sessions 11 and 13).
+/// On a kernel that does not preempt kernel code, those are also stretches in which nothing
+/// else runs on that core.
 ///
-/// How: with freed memory retained (`ServerConfiguration.retainsFreedMemory`) glibc grows the
-/// heap `M_TOP_PAD` (64 MiB) at a time past what it needs; every 10 ms this thread asks the
-/// kernel to populate the last `bytes` below the program break
-/// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+), 256 KiB per call: each call holds the
-/// address-space lock for reading, so an mmap or brk elsewhere waits at most that long. Pages
-/// already present are skipped (a page-table walk); contents never change. Where the call is
-/// refused (an older kernel), the thread stops and the loop faults its pages in itself.
+/// How: every arena takes its fresh memory from one reservoir, in address order
+/// (`CHeapReservoir`); `top` is the reservoir's frontier plus `bytes`. Every 10 ms this thread
+/// asks the kernel to populate the last `bytes` below `top` (`madvise(MADV_POPULATE_WRITE)`,
+/// Linux 5.14+), 256 KiB per call: each call holds the address-space lock for reading, so an
+/// mmap elsewhere waits at most that long. Pages already present are skipped (a page-table
+/// walk); contents never change. Where the call is refused (an older kernel), the thread
+/// stops and the loop faults its pages in itself.
 final class HeapPrefaulter {
     private let bytes: Int
     private let intervalMicroseconds: UInt32
@@ -31,10 +31,10 @@ final class HeapPrefaulter {
     /// Bytes the thread has asked the kernel to populate (pages already present count too).
     let populatedBytes = ManagedAtomic<Int>(0)
 
-    /// Where the region to keep populated ends: the program break (a test passes a mapping).
+    /// Where the region to keep populated ends (0: nothing to populate yet).
     private let top: () -> Int
 
-    init(bytes: Int, intervalMicroseconds: UInt32 = 10_000, top: @escaping () -> Int = { Int(bitPattern: sbrk(0)) }) {
+    init(bytes: Int, intervalMicroseconds: UInt32 = 10_000, top: @escaping () -> Int) {
         self.bytes = bytes
         self.intervalMicroseconds = intervalMicroseconds
         self.top = top
@@ -64,7 +64,7 @@ final class HeapPrefaulter {
         while !isStopping.load(ordering: .relaxed) {
             let top = self.top()
             if top > 0 {
-                if top < populatedTo { populatedTo = top }  // the heap was trimmed
+                if top < populatedTo { populatedTo = top }  // the region moved down
                 var start = max(top - bytes, populatedTo) & ~(page - 1)
                 while start < top && !isStopping.load(ordering: .relaxed) {
                     let count = min(step, top - start)

@@ -259,7 +259,7 @@ public final class HeadcountServer {
     }
 
     /// The allocator, jemalloc (linked in, `CHeapReservoir`), tuned for a loop that must not
-    /// stall (docs/ARCHITECTURE.md, "Memory"):
+    /// stall (docs/ARCHITECTURE.md, "The allocator"):
     /// - `retainsFreedMemory`: no decay purging, so freed pages are reused as they are instead
     ///   of being given back and faulted in again (each madvise or munmap also takes the
     ///   address-space lock);
