@@ -183,9 +183,7 @@ public final class Engine {
             let second = (slot &- Engine.prefetchSlotLag) & mask
             if let ledger = hints[second].ledger {
                 let key = hints[second].key
-                let (header, home) = ledger._withUnsafeGuaranteedRef { $0.ticketSlotAddresses(key) }
-                hc_prefetch(header)
-                hc_prefetch(home)
+                hc_prefetch(ledger._withUnsafeGuaranteedRef { $0.ticketSlotAddress(key) })
             }
             let third = (slot &- Engine.prefetchStateLag) & mask
             if let ledger = hints[third].ledger {

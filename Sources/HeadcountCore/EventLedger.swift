@@ -120,10 +120,10 @@ final class EventLedger {
         ticketNumbers.shardAddress(ticketKey)
     }
 
-    /// Stage 2 (the shard header is cached by now): the ticket's slot and its array's header.
+    /// Stage 2 (the shard header is cached by now): the ticket's slot.
     @inline(__always)
-    func ticketSlotAddresses(_ ticketKey: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
-        ticketNumbers.homeSlotAddresses(ticketKey)
+    func ticketSlotAddress(_ ticketKey: Hash128) -> UnsafeRawPointer {
+        ticketNumbers.homeSlotAddress(ticketKey)
     }
 
     /// Stage 3 (the slot is cached by now): looks the ticket's number up, without inserting

@@ -20,60 +20,99 @@
 /// a change with the same 2^-128 odds as any collision.
 ///
 /// Costs: 16 bytes of key + the value per slot, 1.4–2.9 slots per entry, plus 4 bytes of
-/// directory and ~40 bytes of shard header per 70–180 entries. Lookup and insert O(1).
-struct FingerprintMap<Value> {
+/// directory and 64 bytes per shard (its entry and its buffer's owner object) per 70–180
+/// entries. Lookup and insert O(1).
+struct FingerprintMap<Value: BitwiseCopyable> {
     private struct Slot {
         var low: UInt64
         var high: UInt64
         var value: Value
     }
 
+    /// One shard's slots, in a buffer of exactly `capacity` slots: 256 slots of 24 bytes are
+    /// 6 KiB, one of jemalloc's size classes, where a Swift array's 32-byte header would push
+    /// them into the 7 KiB class (and Swift would count the slack as capacity) — 14% more
+    /// memory per key (docs/BENCHMARKS.md, session 14). Shared copy-on-write between copies of
+    /// the map (`makeUnique`), like an array's buffer.
+    private final class SlotStorage {
+        fileprivate let base: UnsafeMutablePointer<Slot>
+        let capacity: Int
+
+        fileprivate init(capacity: Int, filling empty: Slot) {
+            base = .allocate(capacity: capacity)
+            base.initialize(repeating: empty, count: capacity)
+            self.capacity = capacity
+        }
+
+        fileprivate init(copying other: SlotStorage) {
+            base = .allocate(capacity: other.capacity)
+            base.initialize(from: other.base, count: other.capacity)
+            capacity = other.capacity
+        }
+
+        deinit { base.deallocate() }  // slots are bitwise-copyable: nothing to deinitialize
+    }
+
     private struct Shard {
-        var slots: [Slot]
-        /// `slots.count - 1`, kept here so a lookup reads no array header (one cache miss less).
+        /// Owns the slots (nil only in a map being drained, for a shard already visited).
+        var storage: SlotStorage?
+        /// `storage.base`, kept here so that a lookup goes from the shard straight to its
+        /// slot, with no buffer header to load in between.
+        var base: UnsafeMutablePointer<Slot>
+        /// `slotCount - 1`.
         var mask: Int
-        var count = 0
+        var count: Int32 = 0
         /// How many low bits of `high` all of this shard's keys share.
-        var depth: Int
+        var depth: Int32
 
         init(slotCount: Int, depth: Int, emptyValue: Value) {
-            slots = Array(repeating: Slot(low: 0, high: 0, value: emptyValue), count: slotCount)
+            let storage = SlotStorage(capacity: slotCount, filling: Slot(low: 0, high: 0, value: emptyValue))
+            self.storage = storage
+            base = storage.base
             mask = slotCount - 1
-            self.depth = depth
+            self.depth = Int32(depth)
         }
+
+        var slotCount: Int { mask + 1 }
+        var slots: UnsafeBufferPointer<Slot> { UnsafeBufferPointer(start: base, count: mask + 1) }
 
         @inline(__always)
         func find(_ key: Hash128) -> (index: Int, found: Bool) {
-            slots.withUnsafeBufferPointer { slots in
-                var index = Int(truncatingIfNeeded: key.low) & mask
-                while true {
-                    let slot = slots[index]
-                    if slot.low == key.low && slot.high == key.high { return (index, true) }
-                    if slot.low == 0 && slot.high == 0 { return (index, false) }
-                    index = (index + 1) & mask
-                }
+            var index = Int(truncatingIfNeeded: key.low) & mask
+            while true {
+                let slot = base[index]
+                if slot.low == key.low && slot.high == key.high { return (index, true) }
+                if slot.low == 0 && slot.high == 0 { return (index, false) }
+                index = (index + 1) & mask
             }
         }
 
-        /// See the map's `homeSlotAddresses`.
+        /// See the map's `homeSlotAddress`.
         @inline(__always)
-        func homeSlotAddresses(_ key: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
-            slots.withUnsafeBufferPointer { slots in
-                let base = slots.baseAddress!
-                // The array's count (16 bytes before the elements), read by a checked subscript.
-                return (UnsafeRawPointer(base) - 16, UnsafeRawPointer(base + (Int(truncatingIfNeeded: key.low) & mask)))
-            }
+        func homeSlotAddress(_ key: Hash128) -> UnsafeRawPointer {
+            UnsafeRawPointer(base + (Int(truncatingIfNeeded: key.low) & mask))
         }
 
-        /// Puts a key known to be absent (no duplicate check).
+        /// Puts a key known to be absent (no duplicate check) into a shard of its own.
         @inline(__always)
         mutating func place(_ slot: Slot) {
             let index = find(Hash128(low: slot.low, high: slot.high)).index
-            slots[index] = slot
+            base[index] = slot
             count += 1
         }
 
-        var isFull: Bool { (count + 1) * 10 > (mask + 1) * 7 }
+        var isFull: Bool { (Int(count) + 1) * 10 > (mask + 1) * 7 }
+    }
+
+    /// Makes shard `shard`'s slots this map's alone (copying them if a copy of the map shares
+    /// them), before a write into them.
+    @inline(__always)
+    private mutating func makeUnique(_ shard: Int) {
+        if !isKnownUniquelyReferenced(&shards[shard].storage) {
+            let copy = SlotStorage(copying: shards[shard].storage.unsafelyUnwrapped)
+            shards[shard].storage = copy
+            shards[shard].base = copy.base
+        }
     }
 
     /// A shard splits instead of growing past this many slots (6 KB with 8-byte values).
@@ -118,7 +157,7 @@ struct FingerprintMap<Value> {
         let shard = shardIndex(of: key)
         return shards.withUnsafeBufferPointer { shards in
             let mask = shards[shard].mask
-            return shards[shard].slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: key.low) & mask].low }
+            return shards[shard].base[Int(truncatingIfNeeded: key.low) & mask].low
         }
     }
 
@@ -135,19 +174,19 @@ struct FingerprintMap<Value> {
         return shards.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + shard) }
     }
 
-    /// The addresses of the key's home slot and of its slot array's header; reads the
-    /// directory and the shard header (prefetch `shardAddress` first).
+    /// The address of the key's home slot; reads the directory and the shard header
+    /// (prefetch `shardAddress` first).
     @inline(__always)
-    func homeSlotAddresses(_ key: Hash128) -> (header: UnsafeRawPointer, slot: UnsafeRawPointer) {
+    func homeSlotAddress(_ key: Hash128) -> UnsafeRawPointer {
         let key = Self.normalized(key)
-        return shards[shardIndex(of: key)].homeSlotAddresses(key)
+        return shards.withUnsafeBufferPointer { $0[shardIndex(of: key)].homeSlotAddress(key) }
     }
 
     subscript(key: Hash128) -> Value? {
         let key = Self.normalized(key)
         let shard = shardIndex(of: key)
         let (index, found) = shards[shard].find(key)
-        return found ? shards[shard].slots[index].value : nil
+        return found ? shards[shard].base[index].value : nil
     }
 
     /// Inserts if absent; returns the stored value and whether it was inserted.
@@ -157,13 +196,14 @@ struct FingerprintMap<Value> {
         let key = Self.normalized(key)
         var shard = shardIndex(of: key)
         var (index, found) = shards[shard].find(key)
-        if found { return (shards[shard].slots[index].value, false) }
+        if found { return (shards[shard].base[index].value, false) }
         if shards[shard].isFull {
             makeRoom(inShard: shard)
             shard = shardIndex(of: key)
             index = shards[shard].find(key).index
         }
-        shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: value)
+        makeUnique(shard)
+        shards[shard].base[index] = Slot(low: key.low, high: key.high, value: value)
         shards[shard].count += 1
         count += 1
         return (value, true)
@@ -172,17 +212,17 @@ struct FingerprintMap<Value> {
     /// A full shard doubles while it is small, else splits in two by its next key bit.
     private mutating func makeRoom(inShard shard: Int) {
         let old = shards[shard]
-        let depth = old.depth
+        let depth = Int(old.depth)
         let bit = UInt64(1) << UInt64(min(depth, 63))
         // Split only if the next bit actually divides the keys: fingerprints are uniformly
         // random, but keys that share a high word (crafted ones) must not double the
         // directory forever — then, and past 2^24 directory entries, the shard grows instead.
         var movers = 0
-        if old.slots.count >= Self.shardSlotsMax && depth < 24 {
+        if old.slotCount >= Self.shardSlotsMax && depth < 24 {
             for slot in old.slots where (slot.low != 0 || slot.high != 0) && slot.high & bit != 0 { movers += 1 }
         }
-        if old.slots.count < Self.shardSlotsMax || movers == 0 || movers == old.count {
-            var bigger = Shard(slotCount: old.slots.count * 2, depth: old.depth, emptyValue: emptyValue)
+        if old.slotCount < Self.shardSlotsMax || movers == 0 || movers == Int(old.count) {
+            var bigger = Shard(slotCount: old.slotCount * 2, depth: depth, emptyValue: emptyValue)
             for slot in old.slots where slot.low != 0 || slot.high != 0 { bigger.place(slot) }
             shards[shard] = bigger
             return
@@ -190,8 +230,8 @@ struct FingerprintMap<Value> {
         if 1 << depth == directory.count {
             directory.append(contentsOf: directory)  // one more bit: both halves point alike
         }
-        var stay = Shard(slotCount: old.slots.count, depth: depth + 1, emptyValue: emptyValue)
-        var move = Shard(slotCount: old.slots.count, depth: depth + 1, emptyValue: emptyValue)
+        var stay = Shard(slotCount: old.slotCount, depth: depth + 1, emptyValue: emptyValue)
+        var move = Shard(slotCount: old.slotCount, depth: depth + 1, emptyValue: emptyValue)
         var pattern = -1
         for slot in old.slots where slot.low != 0 || slot.high != 0 {
             if pattern < 0 { pattern = Int(truncatingIfNeeded: slot.high) & (Int(bit) - 1) }
@@ -253,7 +293,8 @@ struct FingerprintMap<Value> {
                 var shard = shardIndex(of: key)
                 var (index, found) = shards[shard].find(key)
                 if found {
-                    shards[shard].slots[index].value = merge(shards[shard].slots[index].value, entry.value)
+                    makeUnique(shard)
+                    shards[shard].base[index].value = merge(shards[shard].base[index].value, entry.value)
                     continue
                 }
                 if shards[shard].isFull {
@@ -261,7 +302,8 @@ struct FingerprintMap<Value> {
                     shard = shardIndex(of: key)
                     index = shards[shard].find(key).index
                 }
-                shards[shard].slots[index] = Slot(low: key.low, high: key.high, value: entry.value)
+                makeUnique(shard)
+                shards[shard].base[index] = Slot(low: key.low, high: key.high, value: entry.value)
                 shards[shard].count += 1
                 count += 1
             }
@@ -287,11 +329,11 @@ struct FingerprintMap<Value> {
                 break
             }
             guard removes else { continue }
-            var kept = Shard(slotCount: old.slots.count, depth: old.depth, emptyValue: emptyValue)
+            var kept = Shard(slotCount: old.slotCount, depth: Int(old.depth), emptyValue: emptyValue)
             for slot in old.slots where slot.low != 0 || slot.high != 0 {
                 if !shouldRemove(Hash128(low: slot.low, high: slot.high), slot.value) { kept.place(slot) }
             }
-            count -= old.count - kept.count
+            count -= Int(old.count - kept.count)
             shards[shard] = kept
         }
     }
@@ -303,9 +345,12 @@ struct FingerprintMap<Value> {
 
     /// Bytes of the slot arrays (key and value of every slot, used or not) and the directory.
     var allocatedBytes: Int {
-        shards.reduce(0) { $0 + $1.slots.capacity } * MemoryLayout<Slot>.stride
+        shards.reduce(0) { $0 + $1.slotCount } * MemoryLayout<Slot>.stride + shards.count * Self.storageObjectBytes
             + directory.capacity * MemoryLayout<Int32>.stride + shards.capacity * MemoryLayout<Shard>.stride
     }
+
+    /// A `SlotStorage` object's own allocation: header, pointer, capacity.
+    private static var storageObjectBytes: Int { 32 }
 
     /// Every entry, shard by shard in slot order.
     func forEach(_ body: (Hash128, Value) -> Void) {
@@ -322,10 +367,13 @@ struct FingerprintMap<Value> {
     /// the owner's next insert there changes it in place instead of copying it first.
     mutating func drain(_ body: (Hash128, Value) -> Void) {
         for index in shards.indices {
+            let storage = shards[index].storage
             let slots = shards[index].slots
-            shards[index].slots = []
-            for slot in slots where slot.low != 0 || slot.high != 0 {
-                body(Hash128(low: slot.low, high: slot.high), slot.value)
+            shards[index].storage = nil
+            withExtendedLifetime(storage) {
+                for slot in slots where slot.low != 0 || slot.high != 0 {
+                    body(Hash128(low: slot.low, high: slot.high), slot.value)
+                }
             }
         }
         self = FingerprintMap(capacity: 0, emptyValue: emptyValue)

@@ -101,9 +101,9 @@ final class FingerprintMapTests: XCTestCase {
 
         // Shared: the owner's insert copies the probe's shard (its slot array moves).
         var shared = owner
-        let before = owner.homeSlotAddresses(probe).header
+        let before = owner.homeSlotAddress(probe)
         _ = owner.insertIfAbsent(probe, -1)
-        XCTAssertNotEqual(owner.homeSlotAddresses(probe).header, before, "a shard shared with a copy is copied before it changes")
+        XCTAssertNotEqual(owner.homeSlotAddress(probe), before, "a shard shared with a copy is copied before it changes")
         XCTAssertNil(shared[probe], "the copy does not see the owner's change")
 
         // Drained: every entry visited once, the copy empty; half-way through, a shard the
@@ -117,9 +117,9 @@ final class FingerprintMapTests: XCTestCase {
             if firstVisited == nil { firstVisited = key }
             if visited.count == model.count / 2, let first = firstVisited {
                 let sameShard = Hash128(low: first.low ^ 0x5555, high: first.high)  // the shard is chosen by `high`
-                let address = owner.homeSlotAddresses(sameShard).header
+                let address = owner.homeSlotAddress(sameShard)
                 _ = owner.insertIfAbsent(sameShard, -2)
-                inPlace = owner.homeSlotAddresses(sameShard).header == address
+                inPlace = owner.homeSlotAddress(sameShard) == address
             }
         }
         XCTAssertEqual(visited, model)
@@ -129,3 +129,26 @@ final class FingerprintMapTests: XCTestCase {
         XCTAssertEqual(owner[probe], -1)
     }
 }
+
+extension FingerprintMapTests {
+    /// A full shard's 256 slots of 24 bytes are one allocation of exactly 6 KiB (a size class
+    /// of jemalloc's), with no array header that would round it up to 7 KiB. A key whose low
+    /// word is 0 has the shard's first slot as its home, so its address is the allocation's.
+    func testAFullShardIsOneAllocationOfExactlyItsSlots() {
+        var random = SplitMix64(seed: 5)
+        var map = FingerprintMap<Int64>(capacity: 16, emptyValue: 0)
+        for i in 0..<50_000 { _ = map.insertIfAbsent(Hash128(low: random.next(), high: random.next()), Int64(i)) }
+        XCTAssertGreaterThan(map.shardCount, 64)
+        let slotsBytes = FingerprintMap<Int64>.shardSlotsMax * 24
+        for _ in 0..<16 {
+            let base = map.homeSlotAddress(Hash128(low: 0, high: random.next()))
+            let usable = mallocUsableSize(UnsafeMutableRawPointer(mutating: base))
+            XCTAssertGreaterThanOrEqual(usable, slotsBytes)
+            XCTAssertLessThan(usable, slotsBytes + 32, "the slots start their allocation: no header before them")
+        }
+    }
+}
+
+/// glibc's (and jemalloc's) `malloc_usable_size`, which the Glibc module does not export.
+@_silgen_name("malloc_usable_size")
+private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
