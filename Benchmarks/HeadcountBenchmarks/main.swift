@@ -508,6 +508,22 @@ let statusSeconds = seconds {
 let seatNow = Int64(1_750_000_000_000) + Int64(changeCount) * 7
 report("status changes: add", Double(changeCount) / statusSeconds, "changes/s")
 report("status changes: memory per change", Double(log.memoryFootprint) / Double(changeCount), "bytes")
+// A snapshot of them: the loop takes a copy-on-write source, the snapshot thread encodes it;
+// a change the loop applies meanwhile copies the columns it appends to.
+var statusSnapshotBytes: [UInt8] = []
+var statusSource: StatusChangeLogSnapshotSource?
+report("status changes: snapshot source (loop)", seconds { statusSource = log.snapshotSource() } * 1e6, "µs")
+report("status changes: change while a snapshot shares the log", seconds {
+    log.apply(FeedEvent(id: "s\(changeCount)", kind: .seatStatusChanged, eventId: "SEATS", ticketId: "",
+                        occurredAt: 1_750_000_000_000 + Int64(changeCount) * 7 - 1,
+                        details: .seatStatus(SeatStatusChange(objectLabel: "S0-R0-0", status: "free", originType: .apiCall))),
+              sequence: UInt64(changeCount + 1))
+} * 1000, "ms")
+report("status changes: snapshot encode, per M changes",
+       seconds { statusSource!.encode(into: &statusSnapshotBytes) } * 1000 * 1_000_000 / Double(changeCount), "ms")
+report("status changes: snapshot bytes per change", Double(statusSnapshotBytes.count) / Double(changeCount), "bytes")
+statusSnapshotBytes = []
+statusSource = nil
 let deepCursor = Int64(changeCount / 2)
 let pageCases: [(String, StatusChangeQuery, String?)] = [
     ("status changes: page 100, date desc", StatusChangeQuery(limit: 100), nil),

@@ -26,18 +26,17 @@ extension Engine {
 
     /// An immutable copy of the state a snapshot needs, cheap to take: the arrays are shared
     /// copy-on-write (the owner thread copies one only when it next changes it). `encode()`
-    /// may then run on any thread while the owner goes on applying events. The status-change
-    /// log is encoded here, on the owner thread.
+    /// may then run on any thread while the owner goes on applying events. So does the
+    /// status-change log's (`StatusChangeLog.snapshotSource()`).
     public func snapshotSource() -> EngineSnapshotSource {
-        var statusBytes: [UInt8] = []
-        statusChanges.encode(into: &statusBytes)
+        let statusChangeSource = statusChanges.snapshotSource()
         let ledgerStates = ledgers.keys.sorted().map { eventId -> EngineSnapshotSource.LedgerState in
             let ledger = ledgers[eventId]!
             return EngineSnapshotSource.LedgerState(eventId: eventId, ticketNumbers: ledger.ticketNumbers,
                                                     ticketHeads: ledger.ticketHeads, history: ledger.history)
         }
         return EngineSnapshotSource(lastAppliedSequence: lastAppliedSequence, idempotencyKeys: idempotencyKeys.arrivals,
-                                    ledgers: ledgerStates, statusChangeBytes: statusBytes)
+                                    ledgers: ledgerStates, statusChanges: statusChangeSource)
     }
 
     public static func decodeSnapshot(_ bytes: UnsafeRawBufferPointer,
@@ -82,14 +81,14 @@ public struct EngineSnapshotSource: @unchecked Sendable {
     public let lastAppliedSequence: UInt64
     private(set) var idempotencyKeys: FingerprintMap<Int64>
     private(set) var ledgers: [LedgerState]
-    private(set) var statusChangeBytes: [UInt8]
+    private(set) var statusChanges: StatusChangeLogSnapshotSource?
 
     init(lastAppliedSequence: UInt64, idempotencyKeys: FingerprintMap<Int64>, ledgers: [LedgerState],
-         statusChangeBytes: [UInt8]) {
+         statusChanges: StatusChangeLogSnapshotSource) {
         self.lastAppliedSequence = lastAppliedSequence
         self.idempotencyKeys = idempotencyKeys
         self.ledgers = ledgers
-        self.statusChangeBytes = statusChangeBytes
+        self.statusChanges = statusChanges
     }
 
     /// The snapshot payload (docs/FORMATS.md, "Engine state"). O(state); any thread.
@@ -119,6 +118,12 @@ public struct EngineSnapshotSource: @unchecked Sendable {
     /// fresh pages for them, docs/BENCHMARKS.md, session 10). A piece let go of is the loop's
     /// alone again, and changes in place. Peak memory is lower for the same reason.
     public mutating func encodeReleasing(pieceBytes: Int, into emit: (UnsafeRawBufferPointer) -> Void) {
+        // The status-change log first, although it goes last: its columns are whole arrays,
+        // which the owner's next status change would copy entire while this copy shares them
+        // (tens of megabytes at a million changes), so they are let go of as soon as possible.
+        var statusChangeBytes: [UInt8] = []
+        statusChanges?.encode(into: &statusChangeBytes)
+        statusChanges = nil
         let threshold = max(pieceBytes, 1)
         var writer = ByteWriter(capacity: min(threshold, 1 << 24) + 4096)
         writer.u8(Engine.snapshotFormatVersion)
@@ -163,7 +168,7 @@ public struct EngineSnapshotSource: @unchecked Sendable {
                 writer.drain(ifAtLeast: threshold, into: emit)
             }
         }
-        // The status-change log is already bytes: its length, then the bytes as they are.
+        // The status-change log, encoded at the start: its length, then its bytes.
         writer.varint(UInt64(statusChangeBytes.count))
         writer.drainAll(into: emit)
         statusChangeBytes.withUnsafeBytes { if !$0.isEmpty { emit($0) } }

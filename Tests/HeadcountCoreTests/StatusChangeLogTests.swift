@@ -339,6 +339,33 @@ final class StatusChangeLogTests: XCTestCase {
         }
     }
 
+    /// A snapshot source (what the snapshot thread encodes while the loop goes on) keeps the
+    /// log as it was when taken: changes, new events, chart events and a compaction after it
+    /// do not reach it, and it encodes to the bytes the log encoded then.
+    func testASnapshotSourceIsFrozenWhileTheLogChanges() throws {
+        let h = StatusChangeHarness(retention: 1_000_000)
+        for i in 0..<3_000 {
+            h.seat("S\(i % 211)", i % 3 == 0 ? "free" : "booked", event: i % 5 == 0 ? "E2" : "E1", at: t0 + Int64(i),
+                   quantity: i % 7 == 0 ? 5_000_000_000 : 1, orderId: i % 4 == 0 ? "o\(i)" : nil)
+        }
+        h.chartEvent("S3", event: "E1", removed: .renamedOrDeleted, at: t0 + 10)
+        var before: [UInt8] = []
+        h.log.encode(into: &before)
+        let source = h.log.snapshotSource()
+        for i in 0..<2_000 { h.seat("T\(i % 50)", "booked", event: i % 2 == 0 ? "E1" : "E3", at: t0 + 5_000 + Int64(i)) }
+        h.chartEvent("S4", event: "E1", removed: .renamedOrDeleted, at: t0 + 6_000)
+        h.expire(now: t0 + 1_002_000)  // most of the first changes die (and are compacted away)
+        var after: [UInt8] = []
+        h.log.encode(into: &after)
+        XCTAssertNotEqual(after, before)
+        var frozen: [UInt8] = []
+        source.encode(into: &frozen)
+        XCTAssertEqual(frozen, before)
+        let decoded = try frozen.withUnsafeBytes { try StatusChangeLog.decode($0) }
+        XCTAssertEqual(decoded.lastChangeID, 3_000)
+        XCTAssertNil(decoded.eventNumber(forKey: "E3"))
+    }
+
     func testEmptyLogRoundTrip() throws {
         let log = StatusChangeLog()
         var bytes: [UInt8] = []

@@ -163,6 +163,11 @@ extension SCL {
         }
 
         /// Calls `body` on every element in order.
+        /// The elements in order, a chunk at a time.
+        func forEachChunk(_ body: (UnsafeBufferPointer<UInt32>) throws -> Void) rethrows {
+            for chunk in chunks { try chunk.withUnsafeBufferPointer(body) }
+        }
+
         func forEach(_ body: (UInt32) throws -> Void) rethrows {
             for chunk in chunks {
                 for element in chunk { try body(element) }

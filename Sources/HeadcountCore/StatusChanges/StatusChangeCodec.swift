@@ -24,53 +24,27 @@ extension StatusChangeLog {
     static let snapshotMagic: [UInt8] = Array("HCSCLOG1".utf8)
 
     /// Appends the whole state (ids, event numbers, presence, expiry floor) to `buffer`.
+    /// Same as `snapshotSource().encode(into:)`.
     public func encode(into buffer: inout [UInt8]) {
-        var out = SCL.ByteWriter(buffer: buffer)
-        buffer = []
-        out.bytes(StatusChangeLog.snapshotMagic)
-        out.i64(retentionMilliseconds)
-        out.i64(expiryFloor)
-        out.i64(nextID)
-        out.u32(events.count)
-        for store in events {
-            out.string(Array(store.key.utf8))
-            out.pool(store.labels)
-            let presence = store.presence.sorted { $0.key < $1.key }
-            out.u32(presence.count)
-            for (label, state) in presence {
-                out.u32(Int(label))
-                out.i64(state.time)
-                out.u64(state.sequence)
-                out.u8(state.removal)
-            }
-            out.pool(store.statuses)
-            out.pool(store.strings)
-            let n = store.recordCount
-            out.u32(n)
-            for value in store.ids { out.i64(value) }
-            for value in store.dates { out.i64(value) }
-            for value in store.labelOf { out.u32(Int(value)) }
-            for value in store.statusOf { out.u32(Int(value)) }
-            for payload in store.payloads {
-                out.u32(Int(payload.quantity))
-                out.u32(Int(payload.orderId))
-                out.u32(Int(payload.extraData))
-                out.u32(Int(payload.holdToken))
-                out.u32(Int(payload.displayedLabel))
-                out.u32(Int(payload.ip))
-                out.u8(payload.origin)
-            }
-            let overflow = store.quantityOverflow.sorted { $0.key < $1.key }
-            out.u32(overflow.count)
-            for (local, value) in overflow {
-                out.u32(Int(local))
-                out.i64(value)
-            }
-            store.dateIndex.forEach { out.u32(Int($0)) }
-        }
-        buffer = out.buffer
+        snapshotSource().encode(into: &buffer)
     }
 
+    /// An immutable copy of what a snapshot of the log holds, cheap to take: O(events), every
+    /// array and table shared copy-on-write. So the log's encoding — 179 ms per million
+    /// changes when it ran on the loop (docs/BENCHMARKS.md, session 14) — can run on the
+    /// snapshot thread while the owner goes on applying; a store the owner changes meanwhile
+    /// copies the pieces it changes first.
+    public func snapshotSource() -> StatusChangeLogSnapshotSource {
+        StatusChangeLogSnapshotSource(
+            retentionMilliseconds: retentionMilliseconds, expiryFloor: expiryFloor, nextID: nextID,
+            stores: events.map { store in
+                StatusChangeLogSnapshotSource.Store(
+                    key: store.key, labels: store.labels, presence: store.presence, statuses: store.statuses,
+                    strings: store.strings, ids: store.ids, dates: store.dates, labelOf: store.labelOf,
+                    statusOf: store.statusOf, payloads: store.payloads, quantityOverflow: store.quantityOverflow,
+                    dateIndex: store.dateIndex)
+            })
+    }
     /// Reads a snapshot written by `encode`. `retentionMilliseconds` overrides the encoded
     /// retention (a changed configuration); the expiry floor is kept either way.
     public static func decode(_ bytes: UnsafeRawBufferPointer,
@@ -225,6 +199,39 @@ extension SCL {
             u32(value.count)
             buffer.append(contentsOf: value)
         }
+        /// Integers, each as its little-endian bytes.
+        mutating func column<T: FixedWidthInteger>(_ values: [T]) {
+            values.withUnsafeBufferPointer { column($0) }
+        }
+
+        mutating func column<T: FixedWidthInteger>(_ values: UnsafeBufferPointer<T>) {
+            #if _endian(little)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(values))
+            #else
+            for value in values { withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) } }
+            #endif
+        }
+
+        /// Each payload as (u32 quantity, u32 orderId, u32 extraData, u32 holdToken,
+        /// u32 displayedLabel, u32 ip, u8 origin), 25 bytes, written in place.
+        mutating func payloads(_ payloads: [Payload]) {
+            let start = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: payloads.count * 25))
+            buffer.withUnsafeMutableBytes { bytes in
+                var offset = start
+                for payload in payloads {
+                    bytes.storeBytes(of: payload.quantity.littleEndian, toByteOffset: offset, as: UInt32.self)
+                    bytes.storeBytes(of: payload.orderId.littleEndian, toByteOffset: offset + 4, as: UInt32.self)
+                    bytes.storeBytes(of: payload.extraData.littleEndian, toByteOffset: offset + 8, as: UInt32.self)
+                    bytes.storeBytes(of: payload.holdToken.littleEndian, toByteOffset: offset + 12, as: UInt32.self)
+                    bytes.storeBytes(of: payload.displayedLabel.littleEndian, toByteOffset: offset + 16, as: UInt32.self)
+                    bytes.storeBytes(of: payload.ip.littleEndian, toByteOffset: offset + 20, as: UInt32.self)
+                    bytes[offset + 24] = payload.origin
+                    offset += 25
+                }
+            }
+        }
+
         mutating func pool(_ pool: StringPool) {
             u32(pool.count)
             for id in stride(from: 1, through: pool.count, by: 1) {
@@ -289,5 +296,80 @@ extension SCL {
             }
             return pool
         }
+    }
+}
+
+/// What a snapshot of a `StatusChangeLog` holds, frozen when it was taken
+/// (`StatusChangeLog.snapshotSource()`); encoded on any thread.
+public struct StatusChangeLogSnapshotSource: @unchecked Sendable {
+    struct Store {
+        var key: String
+        var labels: SCL.StringPool
+        var presence: [UInt32: SCL.Presence]
+        var statuses: SCL.StringPool
+        var strings: SCL.StringPool
+        var ids: [Int64]
+        var dates: [Int64]
+        var labelOf: [UInt32]
+        var statusOf: [UInt32]
+        var payloads: [SCL.Payload]
+        var quantityOverflow: [UInt32: Int64]
+        var dateIndex: SCL.ChunkedIndex
+
+        /// An upper bound of its encoded size, before the string pools.
+        var fixedBytes: Int {
+            64 + key.utf8.count + presence.count * 21 + ids.count * (8 + 8 + 4 + 4 + 25 + 4) + quantityOverflow.count * 12
+        }
+    }
+
+    let retentionMilliseconds: Int64
+    let expiryFloor: Int64
+    let nextID: Int64
+    let stores: [Store]
+
+    /// Appends the encoded log (the format above `StatusChangeLog.encode(into:)`) to `buffer`.
+    /// The columns are written whole: on a little-endian machine an `[Int64]` or `[UInt32]`
+    /// already is its encoding.
+    public func encode(into buffer: inout [UInt8]) {
+        var out = SCL.ByteWriter(buffer: buffer)
+        buffer = []
+        var total = 40
+        for store in stores {
+            total += store.fixedBytes + store.labels.encodedBytes + store.statuses.encodedBytes + store.strings.encodedBytes
+        }
+        out.buffer.reserveCapacity(out.buffer.count + total)
+        out.bytes(StatusChangeLog.snapshotMagic)
+        out.i64(retentionMilliseconds)
+        out.i64(expiryFloor)
+        out.i64(nextID)
+        out.u32(stores.count)
+        for store in stores {
+            out.string(Array(store.key.utf8))
+            out.pool(store.labels)
+            let presence = store.presence.sorted { $0.key < $1.key }
+            out.u32(presence.count)
+            for (label, state) in presence {
+                out.u32(Int(label))
+                out.i64(state.time)
+                out.u64(state.sequence)
+                out.u8(state.removal)
+            }
+            out.pool(store.statuses)
+            out.pool(store.strings)
+            out.u32(store.ids.count)
+            out.column(store.ids)
+            out.column(store.dates)
+            out.column(store.labelOf)
+            out.column(store.statusOf)
+            out.payloads(store.payloads)
+            let overflow = store.quantityOverflow.sorted { $0.key < $1.key }
+            out.u32(overflow.count)
+            for (local, value) in overflow {
+                out.u32(Int(local))
+                out.i64(value)
+            }
+            store.dateIndex.forEachChunk { out.column($0) }
+        }
+        buffer = out.buffer
     }
 }

@@ -147,6 +147,9 @@ extension SCL {
             return xr.count - yr.count
         }
 
+        /// Its size in a snapshot: a count, then each string's length and bytes.
+        var encodedBytes: Int { 4 + count * 4 + arena.count }
+
         /// Approximate heap bytes.
         var footprint: Int {
             arena.capacity + ends.capacity * 8 + table.capacity * 4 + 3 * 32
