@@ -100,6 +100,21 @@ struct PagedArray<Element: BitwiseCopyable> {
         return contents.base[index & (pageSize - 1)]
     }
 
+    /// The element of a page known to be resident (an array that never spills), without
+    /// `mutating`: two dependent loads, no reference counting.
+    @inline(__always)
+    func residentElement(_ index: Int) -> Element {
+        bases.withUnsafeBufferPointer { $0[index >> pageShift].unsafelyUnwrapped[index & (pageSize - 1)] }
+    }
+
+    /// The elements in order, a page at a time; every page must be resident.
+    func forEachResidentPage(_ body: (UnsafeBufferPointer<Element>) throws -> Void) rethrows {
+        for page in pages {
+            guard let page else { preconditionFailure("forEachResidentPage over a spilled page") }
+            try body(page.elements)
+        }
+    }
+
     /// A spilled page's elements, read from the store (for encoding many elements of it).
     func spilledPageContents(_ page: Int) -> Page { loadPage(page) }
 

@@ -200,8 +200,8 @@ extension SCL {
             buffer.append(contentsOf: value)
         }
         /// Integers, each as its little-endian bytes.
-        mutating func column<T: FixedWidthInteger>(_ values: [T]) {
-            values.withUnsafeBufferPointer { column($0) }
+        mutating func column<T: FixedWidthInteger>(_ values: Column<T>) {
+            values.forEachPage { column($0) }
         }
 
         mutating func column<T: FixedWidthInteger>(_ values: UnsafeBufferPointer<T>) {
@@ -214,7 +214,7 @@ extension SCL {
 
         /// Each payload as (u32 quantity, u32 orderId, u32 extraData, u32 holdToken,
         /// u32 displayedLabel, u32 ip, u8 origin), 25 bytes, written in place.
-        mutating func payloads(_ payloads: [Payload]) {
+        mutating func payloads(_ payloads: Column<Payload>) {
             let start = buffer.count
             buffer.append(contentsOf: repeatElement(0, count: payloads.count * 25))
             buffer.withUnsafeMutableBytes { bytes in
@@ -308,11 +308,11 @@ public struct StatusChangeLogSnapshotSource: @unchecked Sendable {
         var presence: [UInt32: SCL.Presence]
         var statuses: SCL.StringPool
         var strings: SCL.StringPool
-        var ids: [Int64]
-        var dates: [Int64]
-        var labelOf: [UInt32]
-        var statusOf: [UInt32]
-        var payloads: [SCL.Payload]
+        var ids: SCL.Column<Int64>
+        var dates: SCL.Column<Int64>
+        var labelOf: SCL.Column<UInt32>
+        var statusOf: SCL.Column<UInt32>
+        var payloads: SCL.Column<SCL.Payload>
         var quantityOverflow: [UInt32: Int64]
         var dateIndex: SCL.ChunkedIndex
 

@@ -35,11 +35,11 @@ extension SCL {
         let key: String
         let number: Int64
 
-        var ids: [Int64] = []
-        var dates: [Int64] = []
-        var labelOf: [UInt32] = []
-        var statusOf: [UInt32] = []
-        var payloads: [Payload] = []
+        var ids = Column<Int64>()
+        var dates = Column<Int64>()
+        var labelOf = Column<UInt32>()
+        var statusOf = Column<UInt32>()
+        var payloads = Column<Payload>()
         var quantityOverflow: [UInt32: Int64] = [:]
 
         var labels = StringPool()
@@ -189,12 +189,11 @@ extension SCL {
             guard newFloor > oldFloor else { return 0 }
             let index = dateIndex
             var killed = 0
-            dates.withUnsafeBufferPointer { dates in
-                var position = index.partitionPoint { dates[Int($0)] < oldFloor }
-                while position != index.endPosition && dates[Int(index[position])] < newFloor {
-                    killed += 1
-                    position = index.after(position)
-                }
+            let dates = self.dates
+            var position = index.partitionPoint { dates[Int($0)] < oldFloor }
+            while position != index.endPosition && dates[Int(index[position])] < newFloor {
+                killed += 1
+                position = index.after(position)
             }
             deadCount += killed
             return killed
@@ -210,16 +209,11 @@ extension SCL {
                 newLocal[local] = UInt32(kept)
                 kept += 1
             }
-            var newIDs: [Int64] = []
-            var newDates: [Int64] = []
-            var newLabelOf: [UInt32] = []
-            var newStatusOf: [UInt32] = []
-            var newPayloads: [Payload] = []
-            newIDs.reserveCapacity(kept)
-            newDates.reserveCapacity(kept)
-            newLabelOf.reserveCapacity(kept)
-            newStatusOf.reserveCapacity(kept)
-            newPayloads.reserveCapacity(kept)
+            var newIDs = Column<Int64>()
+            var newDates = Column<Int64>()
+            var newLabelOf = Column<UInt32>()
+            var newStatusOf = Column<UInt32>()
+            var newPayloads = Column<Payload>()
             var newOverflow: [UInt32: Int64] = [:]
             var newStrings = StringPool()
             var stringMap = [UInt32](repeating: 0, count: strings.count + 1)
@@ -275,8 +269,8 @@ extension SCL {
 
         /// Approximate heap bytes of this event.
         var footprint: Int {
-            var total = ids.capacity * 8 + dates.capacity * 8 + labelOf.capacity * 4 + statusOf.capacity * 4
-            total += payloads.capacity * MemoryLayout<Payload>.stride + quantityOverflow.capacity * 24
+            var total = ids.allocatedBytes + dates.allocatedBytes + labelOf.allocatedBytes + statusOf.allocatedBytes
+            total += payloads.allocatedBytes + quantityOverflow.capacity * 24
             total += labels.footprint + statuses.footprint + strings.footprint
             total += presence.capacity * (4 + MemoryLayout<Presence>.stride + 1) + statusRank.capacity * 4
             total += labelOrder.footprint + statusOrder.footprint + dateIndex.footprint

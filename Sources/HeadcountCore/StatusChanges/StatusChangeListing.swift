@@ -183,8 +183,8 @@ extension SCL.EventStore {
         var entries: [SCL.GatherEntry] = []
         entries.reserveCapacity(capacity)
         let byDate = sortField == .date
-        dates.withUnsafeBufferPointer { dates in
-            statusOf.withUnsafeBufferPointer { statusOf in
+        dates.withReader { dates in
+            statusOf.withReader { statusOf in
                 statusRank.withUnsafeBufferPointer { ranks in
                     for label in selected {
                         for local in labelPostings[Int(label)] {

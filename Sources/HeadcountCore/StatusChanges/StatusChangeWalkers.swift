@@ -18,7 +18,7 @@ extension SCL {
 
     /// Records whose label's bit is set.
     struct AcceptLabels: RecordFilter {
-        let labelOf: [UInt32]
+        let labelOf: Column<UInt32>
         let bits: [UInt64]
         @inline(__always) func accepts(_ local: UInt32) -> Bool {
             let label = labelOf[Int(local)]
@@ -32,12 +32,12 @@ extension SCL {
     /// plain scan produces by reversing each run's accepted records when the run ends.
     struct DateWalker<Filter: RecordFilter> {
         let index: ChunkedIndex
-        let dates: [Int64]
+        let dates: Column<Int64>
         let floor: Int64
         let limit: Int
         let filter: Filter
 
-        init(index: ChunkedIndex, dates: [Int64], floor: Int64, limit: Int, filter: Filter) {
+        init(index: ChunkedIndex, dates: Column<Int64>, floor: Int64, limit: Int, filter: Filter) {
             self.index = index
             self.dates = dates
             self.floor = floor
@@ -76,7 +76,7 @@ extension SCL {
             case (false, true):
                 // Down from just below the probe; stop at the first expired date.
                 let start = probe.map { index.before(firstAbove($0, inclusive: true)) } ?? index.lastPosition
-                dates.withUnsafeBufferPointer { dates in
+                dates.withReader { dates in
                     index.scan(from: start, up: false) { local in
                         if dates[Int(local)] < floor { return true }
                         if filter.accepts(local) {
@@ -91,7 +91,7 @@ extension SCL {
                 // Up from just above the probe.
                 guard probe != nil else { break }
                 let start = probeLive ? firstAbove(probe!, inclusive: false) : firstDate(from: floor, strictly: false)
-                dates.withUnsafeBufferPointer { dates in
+                dates.withReader { dates in
                     index.scan(from: start, up: true) { local in
                         if dates[Int(local)] >= floor && filter.accepts(local) {
                             out.append(local)
@@ -106,7 +106,7 @@ extension SCL {
                 // upwards from the next date, each emitted from its highest local.
                 let probeRunStart = probeLive ? index.before(firstAbove(probe!, inclusive: true)) : nil
                 let start = probeLive ? firstDate(from: probeDate, strictly: true) : firstDate(from: floor, strictly: false)
-                dates.withUnsafeBufferPointer { dates in
+                dates.withReader { dates in
                     index.scan(from: probeRunStart, up: false) { local in
                         if dates[Int(local)] != probeDate { return true }
                         if filter.accepts(local) {
@@ -140,7 +140,7 @@ extension SCL {
                 guard probeLive else { break }
                 let probeRunRest = firstAbove(probe!, inclusive: false)
                 let start = index.before(firstDate(from: probeDate, strictly: false))
-                dates.withUnsafeBufferPointer { dates in
+                dates.withReader { dates in
                     index.scan(from: probeRunRest, up: true) { local in
                         if dates[Int(local)] != probeDate { return true }
                         if filter.accepts(local) {
@@ -177,14 +177,14 @@ extension SCL {
     struct GroupWalker<Groups: RecordFilter, Filter: RecordFilter> {
         let order: ChunkedIndex
         let postings: [[UInt32]]
-        let dates: [Int64]
+        let dates: Column<Int64>
         let floor: Int64
         let limit: Int
         let groups: Groups
         let filter: Filter
         var out: [UInt32] = []
 
-        init(order: ChunkedIndex, postings: [[UInt32]], dates: [Int64], floor: Int64, limit: Int, groups: Groups,
+        init(order: ChunkedIndex, postings: [[UInt32]], dates: Column<Int64>, floor: Int64, limit: Int, groups: Groups,
              filter: Filter) {
             self.order = order
             self.postings = postings
