@@ -513,11 +513,22 @@ report("status changes: memory per change", Double(log.memoryFootprint) / Double
 var statusSnapshotBytes: [UInt8] = []
 var statusSource: StatusChangeLogSnapshotSource?
 report("status changes: snapshot source (loop)", seconds { statusSource = log.snapshotSource() } * 1e6, "µs")
+// First a change that interns no new string (a hold released), then one that does (a
+// booking with an order id): that one copies the shared payload-string pool.
 report("status changes: change while a snapshot shares the log", seconds {
     log.apply(FeedEvent(id: "s\(changeCount)", kind: .seatStatusChanged, eventId: "SEATS", ticketId: "",
-                        occurredAt: 1_750_000_000_000 + Int64(changeCount) * 7 - 1,
-                        details: .seatStatus(SeatStatusChange(objectLabel: "S0-R0-0", status: "free", originType: .apiCall))),
+                        occurredAt: 1_750_000_000_000 + Int64(changeCount) * 7 - 2,
+                        details: .seatStatus(SeatStatusChange(objectLabel: "S0-R0-0", status: "free", originType: .apiCall,
+                                                              originIP: "10.0.0.1"))),
               sequence: UInt64(changeCount + 1))
+} * 1000, "ms")
+report("status changes: change during a snapshot, new strings", seconds {
+    log.apply(FeedEvent(id: "s\(changeCount + 1)", kind: .seatStatusChanged, eventId: "SEATS", ticketId: "",
+                        occurredAt: 1_750_000_000_000 + Int64(changeCount) * 7 - 1,
+                        details: .seatStatus(SeatStatusChange(objectLabel: "S0-R0-0", status: "booked", orderId: "o-new",
+                                                              extraDataJSON: #"{"userId":"new"}"#, originType: .apiCall,
+                                                              originIP: "10.0.0.2"))),
+              sequence: UInt64(changeCount + 2))
 } * 1000, "ms")
 report("status changes: snapshot encode, per M changes",
        seconds { statusSource!.encode(into: &statusSnapshotBytes) } * 1000 * 1_000_000 / Double(changeCount), "ms")
