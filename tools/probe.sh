@@ -29,6 +29,7 @@
 #               the loop's turns by length so far (pass --snapshot-memory-bytes to make
 #               spilling start early).
 #
+# PROBE_KEEP=1 keeps the temporary directory (data and the server's log, server.err).
 # --bin runs another build of the server (A/B: alternate two binaries, one run each, a few
 # times; the machine is shared and noisy). Needs jq and curl; the loadgen is the release
 # build next to the default server binary.
@@ -62,7 +63,7 @@ printf '[{"key":"%s","role":"feed"},{"key":"%s","role":"admin"}]\n' "$FEED_KEY" 
 HC_PID=""
 cleanup() {
     [[ -n "$HC_PID" ]] && { kill -TERM "$HC_PID" 2>/dev/null; wait "$HC_PID" 2>/dev/null || true; }
-    rm -rf "$TMP"
+    if [[ -n "${PROBE_KEEP:-}" ]]; then echo "probe: kept $TMP (server.err: its log)" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
