@@ -316,14 +316,18 @@ final class EngineTests: XCTestCase {
             _ = engine.admit(id: event.id, arrivalMilliseconds: 0)
             engine.apply(event, sequence: sequence)
         }
-        for index in 0..<200 {
-            sequence += 1
-            engine.apply(FeedEvent(id: "s\(index)", kind: .seatStatusChanged, eventId: "E\(index % 3 + 1)", ticketId: "",
-                                   occurredAt: 2_000 + Int64(index),
-                                   details: .seatStatus(SeatStatusChange(objectLabel: "A-\(index % 17)", status: "booked",
-                                                                         originType: .apiCall, originIP: "10.0.0.1"))),
-                         sequence: sequence)
+        /// Seat status changes `name0`, `name1`, … over `events` events and `labels` labels.
+        func applySeatChanges(_ count: Int, name: String, events: Int, labels: String, labelCount: Int, status: String, at: Int64) {
+            for index in 0..<count {
+                sequence += 1
+                engine.apply(FeedEvent(id: "\(name)\(index)", kind: .seatStatusChanged, eventId: "E\(index % events + 1)", ticketId: "",
+                                       occurredAt: at + Int64(index),
+                                       details: .seatStatus(SeatStatusChange(objectLabel: "\(labels)-\(index % labelCount)", status: status,
+                                                                             originType: .apiCall, originIP: "10.0.0.1"))),
+                             sequence: sequence)
+            }
         }
+        applySeatChanges(200, name: "s", events: 3, labels: "A", labelCount: 17, status: "booked", at: 2_000)
         let source = engine.snapshotSource()
         let whole = source.encode()
         XCTAssertGreaterThan(whole.count, 100_000, "seed \(seed)")
@@ -351,14 +355,7 @@ final class EngineTests: XCTestCase {
         var releasing = engine.snapshotSource()
         // Status changes after the source was taken, before it is encoded (the snapshot job
         // waits for its thread): the source's copy of the log does not see them.
-        for index in 0..<50 {
-            sequence += 1
-            engine.apply(FeedEvent(id: "s-after\(index)", kind: .seatStatusChanged, eventId: "E\(index % 4 + 1)", ticketId: "",
-                                   occurredAt: 3_000 + Int64(index),
-                                   details: .seatStatus(SeatStatusChange(objectLabel: "B-\(index % 7)", status: "free",
-                                                                         originType: .apiCall, originIP: "10.0.0.2"))),
-                         sequence: sequence)
-        }
+        applySeatChanges(50, name: "s-after", events: 4, labels: "B", labelCount: 7, status: "free", at: 3_000)
         var joined: [UInt8] = []
         var extra = 0
         releasing.encodeReleasing(pieceBytes: 4_096) { piece in
