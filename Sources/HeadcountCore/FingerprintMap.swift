@@ -157,8 +157,8 @@ struct FingerprintMap<Value: BitwiseCopyable> {
     /// Loads the key's home slot and returns a word of it: touching the slots of a batch of
     /// keys first lets their cache misses overlap, instead of one miss per insert in turn.
     /// Also prefetches the shard's buffer owner, whose reference count the insert's
-    /// copy-on-write check reads (another line: unprefetched, that check was 5.6% of the
-    /// intake thread's samples under a batched feed at 25 M events, session 14).
+    /// copy-on-write check reads (another line: unprefetched, that check was 9–10% of the
+    /// server's samples under a batched feed at 25 M events, session 14).
     @inline(__always)
     func touchHomeSlot(_ key: Hash128) -> UInt64 {
         let key = Self.normalized(key)
