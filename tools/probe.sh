@@ -23,7 +23,8 @@
 #               (the probe's server args apply here): its first tick snapshots the whole state
 #               while 12 s of one event per request run; prints the snapshot's duration, its
 #               thread's CPU, the file's size, peak memory against memory after recovery, and
-#               the requests' rate and acknowledgement latency meanwhile;
+#               the requests' rate and acknowledgement latency meanwhile, and the rate and
+#               the WAL's mean durable write while the snapshot was written and after it;
 #   growing     the race's setup, then N rounds (--rounds, default 3) of 10 s batched feed
 #               each followed by 5 s of idle year-back queries: feed rate, year-back p99 and
 #               the loop's turns by length so far (pass --snapshot-memory-bytes to make
@@ -47,7 +48,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --past-days) PAST_DAYS="$2"; shift 2 ;;
         --feed-first) FEED_FIRST="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -92,6 +93,16 @@ turns() {  # the loop-turn histogram's buckets, as "le:count" (cumulative)
 }
 turns_between() {  # per-bucket turn counts between two `turns` outputs
     paste "$1" "$2" | awk '{ d = $4 - $2; printf "%s:%d ", $1, d - p; p = d } END { print "" }'
+}
+counters() {  # feed requests, WAL syncs and their seconds so far: "requests syncs seconds"
+    curl -s -H "Authorization: Bearer $READ_KEY" "$URL/metrics" | awk '
+        /^headcount_feed_requests_total/ { r += $NF } /^headcount_wal_sync_seconds_count/ { n = $NF }
+        /^headcount_wal_sync_seconds_sum/ { s = $NF } END { printf "%d %d %.6f\n", r, n, s }'
+}
+rate_between() {  # rate_between COUNTERS0 COUNTERS1 T0 T1: feed requests/s and the WAL syncs' mean between
+    awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
+        printf "%d requests/s, WAL sync mean %.3f ms", (t1 > t0 ? (y[1] - x[1]) / (t1 - t0) : 0), (n > 0 ? (y[3] - x[3]) / n * 1000 : 0) }'
 }
 snapshots() { grep -E 'snapshot (taken|written)' "$TMP/server.err" | sed 's/^\([^ ]*\).*sequence=\([0-9]*\).*snapshot \([a-z]*\).*/  \1 snapshot at sequence \2 \3/' || true; }
 setup() {
@@ -155,11 +166,11 @@ snapshot)
     turns >"$TMP/t0"
     lg --flat-out --loop --batch 1 --connections 8 --threads 1 --events 8 --tickets 5000 --duration 12 --probe-rate 0 >"$TMP/a.json" &
     lgpid=$!
-    taken="" written="" cpu="n/a"
+    taken="" written="" cpu="n/a" c0="0 0 0" c1="0 0 0"
     while kill -0 "$lgpid" 2>/dev/null || [[ -z "$written" ]]; do
         now=$(date +%s.%N)
-        [[ -z "$taken" ]] && grep -aq 'snapshot taken' "$TMP/server.err" && taken=$now
-        [[ -z "$written" ]] && grep -aq 'snapshot written' "$TMP/server.err" && written=$now
+        [[ -z "$taken" ]] && grep -aq 'snapshot taken' "$TMP/server.err" && { taken=$now; c0=$(counters); }
+        [[ -z "$written" ]] && grep -aq 'snapshot written' "$TMP/server.err" && { written=$now; c1=$(counters); }
         for task in /proc/"$pid"/task/*; do
             [[ "$(cat "$task/comm" 2>/dev/null)" == hc-snapshot ]] \
                 && cpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "user %.2f s, kernel %.2f s", $14 / t, $15 / t }' "$task/stat" 2>/dev/null)
@@ -168,12 +179,14 @@ snapshot)
         sleep 0.2
     done
     wait "$lgpid" || true
+    ended=$(date +%s.%N); c2=$(counters)
     turns >"$TMP/t1"
     hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$pid/status")
     echo "state $(j '.feed.accepted' "$TMP/f.json") events in the WAL alone, recovered: $(grep -ao 'seconds=[0-9.]*' "$TMP/server.err" | head -1)"
     echo "  the first snapshot of it all: $(awk -v a="${taken:-0}" -v b="${written:-0}" 'BEGIN { printf "%.1f", b - a }') s from taken to written (±0.2 s), snapshot thread $cpu; file $(du -m "$TMP/data/snapshots" | cut -f1) MiB"
     echo "  memory: RSS $rss0 MiB after recovery, peak $hwm MiB"
     echo "  meanwhile one event per request (8 connections): $(j '.feed.requestsPerSecond | floor' "$TMP/a.json") requests/s, ack p99 $(j '.feed.ackLatencyMs.p99' "$TMP/a.json") max $(j '.feed.ackLatencyMs.max' "$TMP/a.json") ms"
+    echo "  while the snapshot was written: $(rate_between "$c0" "$c1" "${taken:-0}" "${written:-0}"); after it: $(rate_between "$c1" "$c2" "${written:-0}" "$ended")"
     echo "  loop turns by length (s), from the restart to the snapshot's end: $(turns_between "$TMP/t0" "$TMP/t1")"
     ;;
 *) echo "probe: unknown scenario $SCENARIO" >&2; exit 2 ;;
