@@ -102,7 +102,8 @@ counters() {  # feed requests, WAL syncs and their seconds so far: "requests syn
 rate_between() {  # rate_between COUNTERS0 COUNTERS1 T0 T1: feed requests/s and the WAL syncs' mean between
     awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" 'BEGIN {
         split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
-        printf "%d requests/s, WAL sync mean %.3f ms", (t1 > t0 ? (y[1] - x[1]) / (t1 - t0) : 0), (n > 0 ? (y[3] - x[3]) / n * 1000 : 0) }'
+        if (t1 <= t0 || y[1] - x[1] <= 0) { printf "no requests"; exit }
+        printf "%d requests/s, WAL sync mean %.3f ms", (y[1] - x[1]) / (t1 - t0), (n > 0 ? (y[3] - x[3]) / n * 1000 : 0) }'
 }
 snapshots() { grep -E 'snapshot (taken|written)' "$TMP/server.err" | sed 's/^\([^ ]*\).*sequence=\([0-9]*\).*snapshot \([a-z]*\).*/  \1 snapshot at sequence \2 \3/' || true; }
 setup() {
