@@ -494,9 +494,11 @@ let changeCount = options.tickets * 5
 let objectCount = max(changeCount / 10, 1)
 let log = StatusChangeLog()
 let statuses = ["free", "booked", "reservedByToken", "resale"]
+/// Object `index`'s label: 1,000 seats a section, 20 a row.
+func seatLabel(_ index: Int) -> String { "S\(index / 1000)-R\(index / 20 % 50)-\(index % 20)" }
 let statusSeconds = seconds {
     for index in 0..<changeCount {
-        let label = "S\(index % objectCount / 1000)-R\(index % objectCount / 20 % 50)-\(index % objectCount % 20)"
+        let label = seatLabel(index % objectCount)
         let change = SeatStatusChange(objectLabel: label, status: statuses[index % 4], orderId: index % 3 == 0 ? "o\(index)" : nil,
                                       extraDataJSON: index % 5 == 0 ? #"{"userId":"\#(index % 977)"}"# : nil,
                                       originType: .apiCall, originIP: "10.0.0.1")
@@ -544,7 +546,7 @@ let pageCases: [(String, StatusChangeQuery, String?)] = [
      StatusChangeQuery(sortField: .status, ascending: false, limit: 100, cursor: .endBefore(deepCursor)), nil),
     ("status changes: page 100, filter contains, deep",
      StatusChangeQuery(filter: "R1-1", limit: 100, cursor: .startAfter(deepCursor)), nil),
-    ("status changes: page 100, one object", StatusChangeQuery(limit: 100), "S3-R7-11"),
+    ("status changes: page 100, one object", StatusChangeQuery(limit: 100), seatLabel(min(3_151, objectCount - 1))),
 ]
 for (name, query, object) in pageCases {
     var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000_000, numberOfSignificantValueDigits: .three)
